@@ -1,0 +1,47 @@
+# visionserve: `make run` starts the service, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help install run run-random test test-unit test-service lint format bench train-cifar-head clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the service and its test tools
+
+run: $(STAMP) ## Start the service on 127.0.0.1:8080 (VISIONSERVE_WEIGHTS=imagenet by default)
+	$(PY) -m app
+
+run-random: $(STAMP) ## Start the service with explicitly random weights (no download needed)
+	VISIONSERVE_WEIGHTS=random VISIONSERVE_CIFAR_HEAD=random $(PY) -m app
+
+test: $(STAMP) ## Run the whole test suite
+	$(PY) -m pytest
+
+test-unit: $(STAMP) ## Unit tests only (no server)
+	$(PY) -m pytest tests/unit
+
+lint: $(STAMP) ## ruff check + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP) ## Benchmark: batching on vs off vs the in-process ceiling
+	$(PY) scripts/bench.py
+
+train-cifar-head: $(STAMP) ## Train the CIFAR-10 head on frozen features (needs CIFAR-10 and weights)
+	$(PY) scripts/train_cifar_head.py --output weights/cifar10_head.pt
+
+clean: ## Remove caches (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info .bench

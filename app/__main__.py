@@ -1,0 +1,18 @@
+"""`python -m app`: run gunicorn with uvicorn workers, configured from the settings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+CONF = Path(__file__).with_name("gunicorn_conf.py")
+
+
+def main() -> None:
+    args = [sys.executable, "-m", "gunicorn", "-c", str(CONF), *sys.argv[1:], "app.main:app_from_environment()"]
+    os.execv(sys.executable, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Gunicorn configuration, derived from the service's settings (the one source of truth)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from app.service_threads import threads_per_worker
+from app.settings import load_settings
+
+_settings = load_settings()
+
+# Set before any worker imports torch or prometheus_client.
+_threads = str(threads_per_worker(_settings))
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = _threads
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="visionserve-metrics-"))
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+worker_class = "app.worker.VisionserveWorker"
+graceful_timeout = math.ceil(_settings.graceful_timeout + _settings.drain_seconds)
+timeout = 120  # heartbeat; also bounds model load + warm-up in a new worker
+keepalive = 5
+loglevel = _settings.log_level
+errorlog = "-"
+accesslog = None
+control_socket_disable = True  # gunicorn 24+ control socket: not needed, and a read-only root has no home for it
+
+
+def on_starting(server: object) -> None:
+    """Start from empty metric files: values of a previous run must not leak in."""
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's live gauges."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

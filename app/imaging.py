@@ -1,0 +1,139 @@
+"""Image bytes -> validated RGB picture -> normalised 3x224x224 tensor."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.errors import ApiError
+
+# Pillow format name -> the content type clients send for it.
+ACCEPTED_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+}
+ACCEPTED_CONTENT_TYPES = tuple(ACCEPTED_FORMATS.values())
+CONTENT_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/x-ms-bmp": "image/bmp", "image/x-bmp": "image/bmp"}
+
+# Formats we refuse by name, recognised from their first bytes (whatever the file is called).
+_REFUSED_SIGNATURES = (
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"%PDF", "PDF"),
+    (b"%!PS", "EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"8BPS", "PSD"),
+)
+
+INPUT_SIZE = 224
+RESIZE_SIZE = 256
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def _unsupported(name: str) -> ApiError:
+    return ApiError(415, "unsupported_image_format", f"{name} images are not accepted", accepted=list(ACCEPTED_FORMATS))
+
+
+def _sniff_refused(data: bytes) -> str | None:
+    for signature, name in _REFUSED_SIGNATURES:
+        if data.startswith(signature):
+            return name
+    head = data[:1024].lstrip().lower()
+    if head.startswith(b"<?xml") or head.startswith(b"<svg") or b"<svg" in head:
+        return "SVG"
+    return None
+
+
+def normalize_content_type(value: str) -> str:
+    """`image/JPEG; charset=x` -> `image/jpeg`, with common aliases folded."""
+    base = value.split(";", 1)[0].strip().lower()
+    return CONTENT_TYPE_ALIASES.get(base, base)
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode bytes into an RGB picture, or raise ApiError saying what was wrong."""
+    if not data:
+        raise ApiError(400, "empty_image", "the image is empty (0 bytes)", accepted=list(ACCEPTED_FORMATS))
+    refused = _sniff_refused(data)
+    if refused:
+        raise _unsupported(refused)
+    try:
+        image = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+    except UnidentifiedImageError:
+        raise ApiError(
+            415, "not_an_image", "the data is not an image in an accepted format", accepted=list(ACCEPTED_FORMATS)
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels(None, max_pixels) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ApiError(400, "invalid_image", f"the image header cannot be read: {exc}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise _too_many_pixels((width, height), max_pixels)
+    if image.format == "JPEG":
+        image.draft("RGB", (RESIZE_SIZE, RESIZE_SIZE))  # decode at reduced scale: big photos cost far less
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return _to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels((width, height), max_pixels) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ApiError(400, "invalid_image", f"the {image.format} image is truncated or corrupt: {exc}") from None
+
+
+def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> ApiError:
+    what = f"{size[0]}x{size[1]} pixels" if size else "too many pixels (decompression bomb)"
+    return ApiError(
+        413,
+        "too_many_pixels",
+        f"the image has {what}; at most {max_pixels} pixels are accepted",
+        accepted={"max_pixels": max_pixels},
+        reason="too_many_pixels",
+    )
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode (CMYK, 16-bit, alpha, palette) -> 8-bit RGB; transparency composited on white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(array / peak * 255.0, 0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """Resize the short side to 256, centre-crop 224, scale and normalise (torchvision's recipe)."""
+    width, height = image.size
+    scale = RESIZE_SIZE / min(width, height)
+    resized = image.resize(
+        (max(INPUT_SIZE, round(width * scale)), max(INPUT_SIZE, round(height * scale))),
+        Image.Resampling.BILINEAR,
+        reducing_gap=None,
+    )
+    left = (resized.width - INPUT_SIZE) // 2
+    top = (resized.height - INPUT_SIZE) // 2
+    cropped = resized.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
+    array = (np.asarray(cropped, dtype=np.float32) / 255.0 - MEAN) / STD
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def preprocess(data: bytes, max_pixels: int) -> torch.Tensor:
+    """Bytes -> 3x224x224 float tensor, ready to batch."""
+    return to_tensor(open_image(data, max_pixels))

@@ -1,0 +1,131 @@
+"""Prometheus metrics, correct under gunicorn (prometheus-client multiprocess mode)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
+REJECTION_REASONS = (
+    "queue_full",
+    "draining",
+    "payload_too_large",
+    "too_many_pixels",
+    "unsupported_media_type",
+    "invalid_image",
+    "invalid_request",
+    "head_unavailable",
+)
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+class Metrics:
+    """Every metric the service exports; one instance per app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "visionserve_requests",
+            "HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "visionserve_request_duration_seconds",
+            "Time to answer a request.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "visionserve_requests_in_flight", "Requests being handled.", registry=r, multiprocess_mode="livesum"
+        )
+        self.preprocess_seconds = Histogram(
+            "visionserve_preprocess_seconds",
+            "Decode + resize + normalise, per image.",
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait_seconds = Histogram(
+            "visionserve_queue_wait_seconds",
+            "Time an image waited for its batch to start.",
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "visionserve_inference_seconds", "Forward pass of one batch.", buckets=STAGE_BUCKETS, registry=r
+        )
+        self.batch_size = Histogram(
+            "visionserve_batch_size", "Images per forward pass.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.queue_depth = Gauge(
+            "visionserve_queue_depth", "Images waiting for a batch.", registry=r, multiprocess_mode="livesum"
+        )
+        self.images = Counter("visionserve_images", "Images classified.", registry=r)
+        self.predictions = Counter("visionserve_predictions", "Predictions answered, by head.", ["head"], registry=r)
+        self.rejections = Counter("visionserve_rejections", "Requests refused, by reason.", ["reason"], registry=r)
+        self.ready = Gauge(
+            "visionserve_ready",
+            "Workers ready to serve (weights loaded, warm, not draining).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.model_info = Gauge(
+            "visionserve_model_info",
+            "The model being served (value 1).",
+            ["version", "weights", "cifar_head", "device"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        for reason in REJECTION_REASONS:
+            self.rejections.labels(reason)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text to answer on /metrics: all workers' values in multiprocess mode."""
+        if multiprocess_enabled():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class RequestMetricsMiddleware:
+    """Pure ASGI: counts requests by route template (never the raw path) and times them."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(label, scope["method"], str(status)).inc()
+            self.metrics.request_seconds.labels(label).observe(time.perf_counter() - start)

@@ -1,0 +1,137 @@
+"""Where weights come from: torchvision names, local files with sha256, or explicit random init."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.models import ResNet50_Weights
+
+from app.models.labels import CIFAR10_LABELS, FEATURE_DIM
+
+CIFAR_HEAD_FORMAT = "visionserve-cifar10-head/1"
+TORCHVISION_ALIASES = {"imagenet": "IMAGENET1K_V2"}
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, corrupt or do not match: the service must not start."""
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where one head's weights came from, in plain words."""
+
+    kind: str  # torchvision | file | random | none
+    source: str
+    sha256: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_random(self) -> bool:
+        return self.kind == "random"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source": self.source, "sha256": self.sha256, **self.metadata}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def random_info(seed: int) -> WeightsInfo:
+    return WeightsInfo("random", f"random initialisation (seed {seed}): NOT trained, predictions are meaningless")
+
+
+def _verified_file(spec: str, expected_sha256: str, setting: str) -> tuple[Path, str]:
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"{setting}: weights file {path} does not exist. Point {setting} at an existing file, "
+            "or use scripts/fetch_weights.py to download one."
+        )
+    actual = sha256_of(path)
+    if expected_sha256 and actual.lower() != expected_sha256.strip().lower():
+        raise WeightsError(
+            f"{setting}: sha256 mismatch for {path}: expected {expected_sha256.strip().lower()}, "
+            f"found {actual}. The file is corrupt or not the one configured; fetch it again "
+            f"or correct {setting}_sha256."
+        )
+    return path, actual
+
+
+def _torch_load(path: Path, setting: str) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a corrupt file
+        raise WeightsError(
+            f"{setting}: {path} is not a readable torch checkpoint ({exc.__class__.__name__}: "
+            f"{str(exc)[:200]}). Re-download or re-create it."
+        ) from None
+
+
+def torchvision_weights(name: str) -> ResNet50_Weights | None:
+    name = TORCHVISION_ALIASES.get(name, name)
+    return ResNet50_Weights.__members__.get(name.upper())
+
+
+def load_backbone_state(spec: str, expected_sha256: str, seed: int) -> tuple[dict | None, WeightsInfo]:
+    """Resolve the backbone + ImageNet head weights; None state means random init."""
+    if spec == "random":
+        return None, random_info(seed)
+    tv = torchvision_weights(spec)
+    if tv is not None:
+        return _load_torchvision(tv, expected_sha256)
+    path, digest = _verified_file(spec, expected_sha256, "weights")
+    state = _torch_load(path, "weights")
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or "fc.weight" not in state:
+        raise WeightsError(f"weights: {path} does not hold a ResNet-50 state_dict (no 'fc.weight' key)")
+    return state, WeightsInfo("file", f"file {path}", digest)
+
+
+def _load_torchvision(weights: ResNet50_Weights, expected_sha256: str) -> tuple[dict, WeightsInfo]:
+    filename = os.path.basename(weights.url)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    try:
+        state = torch.hub.load_state_dict_from_url(
+            weights.url, progress=False, check_hash=True, map_location="cpu", weights_only=True
+        )
+    except Exception as exc:
+        raise WeightsError(
+            f"weights: torchvision {weights.name} is not in the torch cache ({cached}) and could not be "
+            f"downloaded from {weights.url} ({exc.__class__.__name__}: {str(exc)[:200]}). Run "
+            "scripts/fetch_weights.py where a network exists, mount the cache, or set weights to a local file."
+        ) from None
+    path, digest = _verified_file(str(cached), expected_sha256, "weights")
+    return state, WeightsInfo("torchvision", f"torchvision ResNet50_Weights.{weights.name} ({path})", digest)
+
+
+def load_cifar_head_state(spec: str, expected_sha256: str, seed: int) -> tuple[dict | None, WeightsInfo]:
+    """Resolve the CIFAR-10 head; kind 'none' means the head is not served."""
+    if spec in {"none", ""}:
+        return None, WeightsInfo("none", "not configured: the cifar10 head is unavailable")
+    if spec == "random":
+        return None, random_info(seed)
+    path, digest = _verified_file(spec, expected_sha256, "cifar_head")
+    checkpoint = _torch_load(path, "cifar_head")
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CIFAR_HEAD_FORMAT:
+        raise WeightsError(
+            f"cifar_head: {path} is not a checkpoint made by scripts/train_cifar_head.py "
+            f"(expected format {CIFAR_HEAD_FORMAT!r})"
+        )
+    if tuple(checkpoint.get("classes", ())) != CIFAR10_LABELS:
+        raise WeightsError(f"cifar_head: {path} has classes {checkpoint.get('classes')}, expected {CIFAR10_LABELS}")
+    state = checkpoint.get("state_dict", {})
+    if getattr(state.get("weight"), "shape", None) != (len(CIFAR10_LABELS), FEATURE_DIM):
+        raise WeightsError(f"cifar_head: {path} weight shape is not {len(CIFAR10_LABELS)}x{FEATURE_DIM}")
+    metadata = {k: checkpoint[k] for k in ("accuracy", "backbone_weights", "created", "dataset") if k in checkpoint}
+    return state, WeightsInfo("file", f"file {path}", digest, metadata)

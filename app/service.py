@@ -1,0 +1,238 @@
+"""The running service: model, batcher, thread pools, readiness, and one prediction end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from app import __version__
+from app.batching import Batcher, JobResult, QueueFullError
+from app.errors import ApiError, bad_request
+from app.imaging import preprocess
+from app.inputs import PredictRequest
+from app.metrics import Metrics
+from app.models.classifier import Classifier
+from app.service_threads import threads_per_worker
+from app.settings import Settings
+
+log = logging.getLogger("visionserve")
+MODEL_NAME = "resnet50"
+
+
+@dataclass
+class Service:
+    """Everything one worker holds while it serves."""
+
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    classifier: Classifier | None = None
+    batcher: Batcher | None = None
+    ready: bool = False
+    draining: bool = False
+    preprocess_pool: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        """Load weights, warm up, start batching; readiness follows only when all succeeded."""
+        settings = self.settings
+        torch.set_num_threads(threads_per_worker(settings))
+        Image.MAX_IMAGE_PIXELS = settings.max_pixels
+        self.classifier = await asyncio.to_thread(Classifier.from_settings, settings)
+        await asyncio.to_thread(self.classifier.warm_up, settings.max_batch_size)
+        self.preprocess_pool = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="preprocess")
+        self.batcher = Batcher(
+            self.classifier.predict,
+            max_batch_size=settings.max_batch_size,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.max_queue,
+            metrics=self.metrics,
+        )
+        self.batcher.start()
+        heads = self.classifier.heads
+        self.metrics.model_info.labels(
+            settings.model_version,
+            heads["imagenet"].weights.kind,
+            heads["cifar10"].weights.kind if "cifar10" in heads else "none",
+            str(self.classifier.device),
+        ).set(1)
+        self.ready = True
+        self.metrics.ready.set(1)
+        log.info(
+            "ready: %s threads=%d device=%s", self.describe_weights(), torch.get_num_threads(), self.classifier.device
+        )
+
+    async def stop(self) -> None:
+        self.mark_draining()
+        if self.batcher is not None:
+            await self.batcher.stop()
+        if self.preprocess_pool is not None:
+            self.preprocess_pool.shutdown(wait=False, cancel_futures=True)
+
+    def mark_draining(self) -> None:
+        """Readiness fails from now on; requests already accepted still complete."""
+        self.draining = True
+        self.ready = False
+        self.metrics.ready.set(0)
+
+    def describe_weights(self) -> str:
+        assert self.classifier is not None
+        return "; ".join(f"{name}: {head.weights.source}" for name, head in self.classifier.heads.items())
+
+    @property
+    def status(self) -> str:
+        if self.draining:
+            return "draining"
+        return "ready" if self.ready else "loading"
+
+    async def predict(self, request: PredictRequest) -> dict:
+        """Preprocess every image, queue them, await their batches, shape the answer."""
+        if not self.ready or self.classifier is None or self.batcher is None:
+            reason = "draining" if self.draining else "queue_full"
+            raise ApiError(503, "not_ready", f"the service is {self.status}", headers=self._retry(), reason=reason)
+        unavailable = sorted(request.heads - set(self.classifier.heads))
+        if unavailable:
+            raise ApiError(
+                400,
+                "head_unavailable",
+                f"head(s) {', '.join(unavailable)} are not loaded on this server (cifar_head is 'none')",
+                accepted=sorted(self.classifier.heads),
+                reason="head_unavailable",
+            )
+        if len(request.images) > self.settings.max_images:
+            raise ApiError(
+                413,
+                "too_many_images",
+                f"{len(request.images)} images in one request; at most {self.settings.max_images}",
+                accepted={"max_images": self.settings.max_images},
+            )
+        started = time.perf_counter()
+        tensors, preprocess_s = await self._preprocess_all(request)
+        try:
+            futures = self.batcher.submit(tensors, request.heads, request.top_k)
+        except QueueFullError as exc:
+            raise ApiError(
+                503,
+                "queue_full",
+                f"the server is at capacity: {exc}; retry later",
+                headers=self._retry(),
+                reason="queue_full",
+            ) from None
+        results: list[JobResult] = await asyncio.gather(*futures)
+        self.metrics.images.inc(len(results))
+        for head in request.heads:
+            self.metrics.predictions.labels(head).inc(len(results))
+        return self._answer(request, results, preprocess_s, time.perf_counter() - started)
+
+    async def _preprocess_all(self, request: PredictRequest) -> tuple[list[torch.Tensor], list[float]]:
+        loop = asyncio.get_running_loop()
+        limit = self.settings.max_pixels
+
+        def timed(data: bytes) -> tuple[torch.Tensor, float]:
+            start = time.perf_counter()
+            tensor = preprocess(data, limit)
+            return tensor, time.perf_counter() - start
+
+        outcomes = await asyncio.gather(
+            *(loop.run_in_executor(self.preprocess_pool, timed, image.data) for image in request.images),
+            return_exceptions=True,
+        )
+        for image, outcome in zip(request.images, outcomes, strict=True):
+            if isinstance(outcome, ApiError):
+                if len(request.images) > 1:
+                    outcome.message = f"{image.name}: {outcome.message}"
+                raise outcome
+            if isinstance(outcome, BaseException):
+                log.exception("preprocessing %s failed", image.name, exc_info=outcome)
+                raise bad_request("invalid_image", f"{image.name} could not be decoded: {outcome}")
+        for _, seconds in outcomes:
+            self.metrics.preprocess_seconds.observe(seconds)
+        return [tensor for tensor, _ in outcomes], [seconds for _, seconds in outcomes]
+
+    def _retry(self) -> dict[str, str]:
+        return {"Retry-After": str(self.settings.retry_after_s)}
+
+    def _answer(
+        self, request: PredictRequest, results: list[JobResult], preprocess_s: list[float], total_s: float
+    ) -> dict:
+        assert self.classifier is not None
+        heads = self.classifier.heads
+        predictions = []
+        for position, (result, prep) in enumerate(zip(results, preprocess_s, strict=True)):
+            predictions.append(
+                {
+                    "image": position,
+                    "heads": {
+                        name: [
+                            {"label": heads[name].labels[index], "index": index, "score": round(score, 6)}
+                            for index, score in result.top[name]
+                        ]
+                        for name in sorted(request.heads)
+                    },
+                    "batch_size": result.batch_size,
+                    "timings_ms": {
+                        "preprocess": _ms(prep),
+                        "queue": _ms(result.queue_s),
+                        "inference": _ms(result.inference_s),
+                    },
+                }
+            )
+        return {
+            "model": {"name": MODEL_NAME, "version": self.settings.model_version},
+            "weights": {name: heads[name].weights.source for name in sorted(request.heads)},
+            "predictions": predictions,
+            "timings_ms": {"total": _ms(total_s)},
+        }
+
+    def describe(self) -> dict:
+        """The body of GET /v1/models."""
+        assert self.classifier is not None
+        s = self.settings
+        heads = {
+            name: {
+                "available": True,
+                "classes": len(head.labels),
+                "labels": list(head.labels),
+                "weights": head.weights.as_dict(),
+            }
+            for name, head in self.classifier.heads.items()
+        }
+        heads.setdefault(
+            "cifar10",
+            {
+                "available": False,
+                "classes": 10,
+                "labels": [],
+                "weights": {
+                    "kind": "none",
+                    "source": "not configured: the cifar10 head is unavailable",
+                    "sha256": None,
+                },
+            },
+        )
+        return {
+            "model": {
+                "name": MODEL_NAME,
+                "version": s.model_version,
+                "server_version": __version__,
+                "device": str(self.classifier.device),
+                "torch_threads": torch.get_num_threads(),
+                "random_weights": any(h.weights.is_random for h in self.classifier.heads.values()),
+            },
+            "heads": heads,
+            "batching": {"max_batch_size": s.max_batch_size, "max_wait_ms": s.max_wait_ms, "max_queue": s.max_queue},
+            "limits": {
+                "max_body_bytes": s.max_body_bytes,
+                "max_pixels": s.max_pixels,
+                "max_images": s.max_images,
+                "default_top_k": s.default_top_k,
+            },
+        }
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)

@@ -1,0 +1,23 @@
+"""How many torch threads a worker gets: the CPU quota shared among the workers."""
+
+from __future__ import annotations
+
+import os
+
+from app.settings import Settings
+
+
+def cpu_quota() -> float:
+    """CPUs this process may use: the cgroup v2 quota when one is set, else the affinity mask."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as handle:
+            quota, period = handle.read().split()
+        if quota != "max":
+            return max(1.0, int(quota) / int(period))
+    except (OSError, ValueError):
+        pass
+    return float(len(os.sched_getaffinity(0)))
+
+
+def threads_per_worker(settings: Settings) -> int:
+    return settings.torch_threads or max(1, int(cpu_quota() // settings.workers))

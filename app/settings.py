@@ -1,0 +1,137 @@
+"""One typed, frozen settings object: defaults <- YAML file (CONFIG_FILE) <- VISIONSERVE_* env."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "VISIONSERVE_"
+CONFIG_FILE_ENV = "CONFIG_FILE"
+HEADS = ("imagenet", "cifar10")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+def _setting(
+    default: Any,
+    doc: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    return field(default=default, metadata={"doc": doc, "low": low, "high": high, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service. Field metadata documents and bounds each one."""
+
+    host: str = _setting("127.0.0.1", "Address to listen on.")
+    port: int = _setting(8080, "TCP port to listen on.", low=1, high=65535)
+    workers: int = _setting(1, "Gunicorn worker processes (one per pod on CPU, one per GPU).", low=1, high=64)
+    graceful_timeout: float = _setting(30.0, "Seconds in-flight requests get to finish on SIGTERM.", low=1, high=3600)
+    drain_seconds: float = _setting(0.0, "Seconds /readyz answers 503 before the listener closes.", low=0, high=600)
+    log_level: str = _setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
+    model_version: str = _setting("1", "Version string reported with every prediction.")
+
+    weights: str = _setting(
+        "imagenet", "Backbone + ImageNet head: 'imagenet', a torchvision weights name, a file, or 'random'."
+    )
+    weights_sha256: str = _setting("", "Expected sha256 of the weights file (checked when set).")
+    cifar_head: str = _setting(
+        "none", "CIFAR-10 head: a checkpoint from scripts/train_cifar_head.py, 'random' or 'none'."
+    )
+    cifar_head_sha256: str = _setting("", "Expected sha256 of the CIFAR-10 head checkpoint (checked when set).")
+    random_seed: int = _setting(0, "Seed used when weights are 'random'.", low=0, high=2**31 - 1)
+    device: str = _setting("auto", "Where the model runs.", choices=("auto", "cpu", "cuda"))
+    torch_threads: int = _setting(0, "Torch intra-op threads per worker; 0 = CPU quota / workers.", low=0, high=256)
+    preprocess_threads: int = _setting(2, "Decode/resize threads per worker.", low=1, high=64)
+
+    max_batch_size: int = _setting(8, "A batch closes when it holds this many images.", low=1, high=256)
+    max_wait_ms: float = _setting(5.0, "... or this long after its first image arrived.", low=0, high=10000)
+    max_queue: int = _setting(64, "Images waiting per worker before requests get 503.", low=1, high=100000)
+    retry_after_s: int = _setting(1, "Retry-After seconds sent with 503.", low=0, high=3600)
+
+    max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest request body (413 above).", low=1024, high=2**31)
+    max_pixels: int = _setting(40_000_000, "Largest image in pixels (width x height).", low=1024, high=2**31)
+    max_images: int = _setting(32, "Most images in one request.", low=1, high=1024)
+    default_top_k: int = _setting(5, "top_k when the request names none.", low=1, high=1000)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check(f, getattr(self, f.name))
+
+
+def _check(f: dataclasses.Field, value: Any) -> None:
+    meta = f.metadata
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise SettingsError(f"{f.name}={value!r} is not accepted; use one of: {', '.join(meta['choices'])}")
+    low, high = meta["low"], meta["high"]
+    if low is not None and not (low <= value <= high):
+        raise SettingsError(f"{f.name}={value!r} is out of range; accepted: {low:g} to {high:g}")
+
+
+def _coerce(f: dataclasses.Field, raw: Any, source: str) -> Any:
+    """Turn a YAML or environment value into the field's type, or say which key is wrong."""
+    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str}[f.type]
+    try:
+        if kind is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            return int(raw)
+        if kind is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+        if isinstance(raw, (dict, list)):
+            raise ValueError
+        return "" if raw is None else str(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{f.name} from {source}: {raw!r} is not a valid {kind.__name__}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
+    """Build Settings from defaults, then the YAML file, then VISIONSERVE_* variables."""
+    environ = os.environ if environ is None else environ
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+
+    path = config_file if config_file is not None else environ.get(CONFIG_FILE_ENV)
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {path} must hold a mapping of settings")
+        for key, raw in loaded.items():
+            if key not in fields:
+                raise SettingsError(f"unknown key {key!r} in {path}; accepted: {', '.join(fields)}")
+            values[key] = _coerce(fields[key], raw, str(path))
+
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in fields:
+            raise SettingsError(
+                f"unknown variable {name}; accepted: " + ", ".join(ENV_PREFIX + k.upper() for k in fields)
+            )
+        values[key] = _coerce(fields[key], raw, name)
+    return Settings(**values)
+
+
+def settings_reference() -> list[tuple[str, Any, str]]:
+    """(key, default, description) for every setting, for docs and the chart."""
+    return [(f.name, f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]

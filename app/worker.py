@@ -1,0 +1,47 @@
+"""Gunicorn worker: uvicorn, plus a drain on SIGTERM (readiness 503 first, then close)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from gunicorn.arbiter import Arbiter
+from uvicorn.server import Server
+from uvicorn_worker import UvicornWorker
+
+
+class DrainingServer(Server):
+    """On SIGTERM: mark the service draining, keep serving `drain_seconds`, then shut down."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        service = getattr(getattr(self.config.app, "state", None), "service", None)
+        if sig != signal.SIGTERM or service is None or service.draining:
+            super().handle_exit(sig, frame)
+            return
+        service.mark_draining()
+        delay = service.settings.drain_seconds
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(loop.call_later, delay, super().handle_exit, sig, frame)
+
+
+class VisionserveWorker(UvicornWorker):
+    """UvicornWorker with the draining server; the service logs through gunicorn's error log."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        logger = logging.getLogger("visionserve")
+        logger.handlers = self.log.error_log.handlers
+        logger.setLevel(self.log.error_log.level)
+        logger.propagate = False
+
+    async def _serve(self) -> None:
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
