@@ -1,0 +1,99 @@
+"""Start a real visionserve (gunicorn + uvicorn workers) on 127.0.0.1, for tests and the benchmark."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalServer:
+    """One gunicorn process we started; stopped by its own PID only."""
+
+    settings: Mapping[str, object] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VISIONSERVE_")}
+        env.pop("CONFIG_FILE", None)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env.update({f"VISIONSERVE_{k.upper()}": str(v) for k, v in self.settings.items()})
+        env["VISIONSERVE_HOST"] = "127.0.0.1"
+        env["VISIONSERVE_PORT"] = str(self.port)
+        return env
+
+    def start(self) -> LocalServer:
+        handle, name = tempfile.mkstemp(prefix="visionserve-", suffix=".log")
+        self.log_path = Path(name)
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "app"],
+            cwd=ROOT,
+            env=self.environment(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        os.close(handle)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def wait_ready(self, timeout: float = 120.0) -> LocalServer:
+        """Poll /readyz until 200; fail with the server log if it exits or times out."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        """SIGTERM our gunicorn master, wait, SIGKILL only if it will not go."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=10)
+
+    def __enter__(self) -> LocalServer:
+        return self.start().wait_ready()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,50 @@
+"""Shared fixtures: sample photos, and the tool policy (skip on a laptop, fail in CI)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REQUIRE_TOOLS = os.environ.get("VISIONSERVE_REQUIRE_TOOLS") == "1"
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; skip without it, or fail when VISIONSERVE_REQUIRE_TOOLS=1."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if REQUIRE_TOOLS:
+            pytest.fail(f"{message} and VISIONSERVE_REQUIRE_TOOLS=1")
+        pytest.skip(message)
+    return path
+
+
+def photo(name: str = "chelsea", size: tuple[int, int] = (500, 375)) -> Image.Image:
+    """A real photo bundled in scikit-image's wheel, resized."""
+    from skimage import data
+
+    array = getattr(data, name)()
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    return Image.fromarray(array[..., :3]).convert("RGB").resize(size)
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def jpeg_bytes() -> bytes:
+    return encode(photo("chelsea"))
+
+
+@pytest.fixture(scope="session")
+def png_bytes() -> bytes:
+    return encode(photo("coffee"), "PNG")
