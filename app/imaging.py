@@ -42,6 +42,10 @@ def _unsupported(name: str) -> ApiError:
     return ApiError(415, "unsupported_image_format", f"{name} images are not accepted", accepted=list(ACCEPTED_FORMATS))
 
 
+def invalid_image(message: str) -> ApiError:
+    return ApiError(400, "invalid_image", message, accepted=list(ACCEPTED_FORMATS), reason="invalid_image")
+
+
 def _sniff_refused(data: bytes) -> str | None:
     for signature, name in _REFUSED_SIGNATURES:
         if data.startswith(signature):
@@ -61,7 +65,9 @@ def normalize_content_type(value: str) -> str:
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode bytes into an RGB picture, or raise ApiError saying what was wrong."""
     if not data:
-        raise ApiError(400, "empty_image", "the image is empty (0 bytes)", accepted=list(ACCEPTED_FORMATS))
+        raise ApiError(
+            400, "empty_image", "the image is empty (0 bytes)", accepted=list(ACCEPTED_FORMATS), reason="invalid_image"
+        )
     refused = _sniff_refused(data)
     if refused:
         raise _unsupported(refused)
@@ -74,7 +80,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_many_pixels(None, max_pixels) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ApiError(400, "invalid_image", f"the image header cannot be read: {exc}") from None
+        raise invalid_image(f"the image header cannot be read: {exc}") from None
     width, height = image.size
     if width * height > max_pixels:
         raise _too_many_pixels((width, height), max_pixels)
@@ -87,7 +93,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_many_pixels((width, height), max_pixels) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ApiError(400, "invalid_image", f"the {image.format} image is truncated or corrupt: {exc}") from None
+        raise invalid_image(f"the {image.format} image is truncated or corrupt: {exc}") from None
 
 
 def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> ApiError:

@@ -49,7 +49,7 @@ class LocalServer:
     def start(self) -> LocalServer:
         handle, name = tempfile.mkstemp(prefix="visionserve-", suffix=".log")
         self.log_path = Path(name)
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "app"],
             cwd=ROOT,
             env=self.environment(),

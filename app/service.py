@@ -13,8 +13,8 @@ from PIL import Image
 
 from app import __version__
 from app.batching import Batcher, JobResult, QueueFullError
-from app.errors import ApiError, bad_request
-from app.imaging import preprocess
+from app.errors import ApiError
+from app.imaging import invalid_image, preprocess
 from app.inputs import PredictRequest
 from app.metrics import Metrics
 from app.models.classifier import Classifier
@@ -148,7 +148,7 @@ class Service:
                 raise outcome
             if isinstance(outcome, BaseException):
                 log.exception("preprocessing %s failed", image.name, exc_info=outcome)
-                raise bad_request("invalid_image", f"{image.name} could not be decoded: {outcome}")
+                raise invalid_image(f"{image.name} could not be decoded: {outcome}")
         for _, seconds in outcomes:
             self.metrics.preprocess_seconds.observe(seconds)
         return [tensor for tensor, _ in outcomes], [seconds for _, seconds in outcomes]

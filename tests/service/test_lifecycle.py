@@ -1,0 +1,126 @@
+"""Overload, SIGTERM and weights at start, each against its own real gunicorn."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import torch
+from torchvision.models import resnet50
+
+from app.launcher import LocalServer
+from app.models.weights import sha256_of
+from tests.conftest import encode, photo
+from tests.service.metrics_text import total
+
+pytestmark = pytest.mark.service
+
+
+def _post(url: str, body: bytes, **kwargs: object) -> requests.Response:
+    return requests.post(f"{url}/v1/predict", data=body, headers={"Content-Type": "image/jpeg"}, timeout=60, **kwargs)
+
+
+def test_a_full_queue_answers_503_with_retry_after_at_once(jpeg_bytes: bytes) -> None:
+    settings = {
+        "weights": "random",
+        "workers": 1,
+        "torch_threads": 1,
+        "max_queue": 1,
+        "max_batch_size": 1,
+        "max_wait_ms": 0,
+        "retry_after_s": 2,
+    }
+    with LocalServer(settings) as server, ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda _: _post(server.url, jpeg_bytes), range(32)))
+        shed = [r for r in responses if r.status_code == 503]
+        assert shed, [r.status_code for r in responses]
+        assert {r.status_code for r in responses} <= {200, 503}
+        assert all(r.headers["Retry-After"] == "2" for r in shed)
+        assert shed[0].json()["error"]["code"] == "queue_full"
+        assert min(r.elapsed.total_seconds() for r in shed) < 0.5  # refused at once, not after queueing
+        assert total(server.url, "visionserve_rejections_total", reason="queue_full") == len(shed)
+        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
+
+
+def test_sigterm_fails_readiness_finishes_in_flight_requests_then_exits() -> None:
+    settings = {
+        "weights": "random",
+        "workers": 2,
+        "torch_threads": 1,
+        "max_batch_size": 1,
+        "drain_seconds": 2,
+        "graceful_timeout": 30,
+    }
+    images = [("image", (f"{i}.jpg", encode(photo(size=(300, 200))), "image/jpeg")) for i in range(4)]
+    server = LocalServer(settings).start().wait_ready()
+    try:
+        results: list[int] = []
+
+        def client() -> None:
+            results.append(requests.post(f"{server.url}/v1/predict", files=images, timeout=60).status_code)
+
+        clients = [threading.Thread(target=client) for _ in range(6)]
+        for thread in clients:
+            thread.start()
+        time.sleep(0.5)  # the requests are accepted and being answered
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        readiness = []
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                readiness.append(requests.get(f"{server.url}/readyz", timeout=2).status_code)
+            except requests.ConnectionError:
+                break
+            time.sleep(0.1)
+        for thread in clients:
+            thread.join(timeout=60)
+        assert results == [200] * 6
+        assert 503 in readiness and 200 not in readiness[1:]
+        assert server.wait_exit(timeout=60) == 0
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(11)
+    path = tmp_path_factory.mktemp("weights") / "resnet50-made-here.pth"
+    torch.save(resnet50(weights=None).state_dict(), path)
+    return path
+
+
+def test_a_weights_file_made_here_is_served_and_described(weights_file: Path, jpeg_bytes: bytes) -> None:
+    digest = sha256_of(weights_file)
+    settings = {"weights": str(weights_file), "weights_sha256": digest, "workers": 1, "torch_threads": 2}
+    with LocalServer(settings) as server:
+        models = requests.get(f"{server.url}/v1/models", timeout=10).json()
+        imagenet = models["heads"]["imagenet"]["weights"]
+        assert imagenet["kind"] == "file" and imagenet["sha256"] == digest
+        assert str(weights_file) in imagenet["source"]
+        assert models["model"]["random_weights"] is False
+        assert models["heads"]["cifar10"]["available"] is False
+        assert _post(server.url, jpeg_bytes).status_code == 200
+        unavailable = requests.post(
+            f"{server.url}/v1/predict?heads=cifar10",
+            data=jpeg_bytes,
+            headers={"Content-Type": "image/jpeg"},
+            timeout=30,
+        )
+        assert unavailable.status_code == 400
+        assert unavailable.json()["error"]["code"] == "head_unavailable"
+
+
+def test_a_wrong_sha256_refuses_to_start_with_a_clear_message(weights_file: Path) -> None:
+    server = LocalServer({"weights": str(weights_file), "weights_sha256": "ab" * 32, "workers": 1}).start()
+    try:
+        assert server.wait_exit(timeout=120) != 0
+    finally:
+        server.stop()
+    log = server.log()
+    assert "sha256 mismatch" in log and "ab" * 32 in log and sha256_of(weights_file) in log

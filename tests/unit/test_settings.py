@@ -1,0 +1,65 @@
+"""Settings: defaults <- YAML <- environment, validated with errors that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from app.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_never_choose_random_weights() -> None:
+    settings = load_settings(environ={})
+    assert settings.weights == "imagenet"
+    assert settings.cifar_head == "none"
+    assert settings.port == 8080 and settings.host == "127.0.0.1"
+
+
+def test_yaml_then_environment_override(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("max_batch_size: 16\nmax_wait_ms: 2.5\nweights: random\n")
+    settings = load_settings(environ={"CONFIG_FILE": str(config), "VISIONSERVE_MAX_BATCH_SIZE": "4"})
+    assert settings.max_batch_size == 4  # environment wins
+    assert settings.max_wait_ms == 2.5  # from YAML
+    assert settings.weights == "random"
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"VISIONSERVE_MAX_BATCH_SIZE": "0"}, "max_batch_size"),
+        ({"VISIONSERVE_MAX_BATCH_SIZE": "eight"}, "max_batch_size"),
+        ({"VISIONSERVE_DEVICE": "tpu"}, "device"),
+        ({"VISIONSERVE_PORT": "70000"}, "port"),
+        ({"VISIONSERVE_MAX_BACH_SIZE": "8"}, "VISIONSERVE_MAX_BACH_SIZE"),
+    ],
+)
+def test_bad_environment_values_name_the_key(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ=environ)
+
+
+def test_unknown_yaml_key_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("max_batch: 8\n")
+    with pytest.raises(SettingsError, match="unknown key 'max_batch'"):
+        load_settings(environ={}, config_file=config)
+
+
+def test_yaml_type_errors_name_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("max_queue: [1, 2]\n")
+    with pytest.raises(SettingsError, match="max_queue"):
+        load_settings(environ={}, config_file=config)
+
+
+def test_missing_config_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot read config file"):
+        load_settings(environ={"CONFIG_FILE": str(tmp_path / "absent.yaml")})

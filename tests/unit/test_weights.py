@@ -1,0 +1,111 @@
+"""Weights: local files with sha256, torchvision's cache, explicit random, and refusals that explain."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models import ResNet50_Weights, resnet50
+
+from app.models.classifier import Classifier
+from app.models.weights import WeightsError, load_backbone_state, load_cifar_head_state, sha256_of
+from app.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ResNet-50 state_dict made here (seeded), saved the way a user would save one."""
+    torch.manual_seed(7)
+    path = tmp_path_factory.mktemp("weights") / "resnet50-test.pth"
+    torch.save(resnet50(weights=None).state_dict(), path)
+    return path
+
+
+def test_a_local_file_loads_with_its_sha256(weights_file: Path) -> None:
+    digest = sha256_of(weights_file)
+    state, info = load_backbone_state(str(weights_file), digest, seed=0)
+    assert info.kind == "file" and info.sha256 == digest and not info.is_random
+    assert state is not None and state["fc.weight"].shape == (1000, 2048)
+
+
+def test_the_loaded_model_uses_the_file_not_random_init(weights_file: Path) -> None:
+    classifier = Classifier.from_settings(Settings(weights=str(weights_file), torch_threads=1))
+    expected = torch.load(weights_file, weights_only=True)["fc.weight"]
+    assert torch.equal(classifier.heads["imagenet"].layer.weight, expected)
+
+
+def test_a_wrong_sha256_is_refused_with_both_digests(weights_file: Path) -> None:
+    with pytest.raises(WeightsError, match="sha256 mismatch") as caught:
+        load_backbone_state(str(weights_file), "0" * 64, seed=0)
+    assert sha256_of(weights_file) in str(caught.value)
+
+
+def test_a_missing_file_says_what_was_looked_for(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match=r"does not exist.*fetch_weights"):
+        load_backbone_state(str(tmp_path / "nothing.pth"), "", seed=0)
+
+
+def test_a_corrupt_file_is_refused(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"\x80\x02 this is not a checkpoint")
+    with pytest.raises(WeightsError, match="not a readable torch checkpoint"):
+        load_backbone_state(str(corrupt), "", seed=0)
+
+
+def test_a_state_dict_of_another_model_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(10, 512), "fc.bias": torch.zeros(10)}, other)
+    with pytest.raises(WeightsError, match="does not fit ResNet-50"):
+        Classifier.from_settings(Settings(weights=str(other), torch_threads=1))
+
+
+def test_random_is_explicit_and_says_so() -> None:
+    state, info = load_backbone_state("random", "", seed=3)
+    assert state is None and info.is_random and "NOT trained" in info.source
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path) -> Iterator[Path]:
+    previous = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        if previous is None:
+            del os.environ["TORCH_HOME"]
+        else:
+            os.environ["TORCH_HOME"] = previous
+
+
+def test_torchvision_weights_come_from_the_torch_cache(torch_home: Path, weights_file: Path) -> None:
+    cached = torch_home / "hub" / "checkpoints" / Path(ResNet50_Weights.IMAGENET1K_V2.url).name
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(weights_file.read_bytes())
+    state, info = load_backbone_state("imagenet", "", seed=0)
+    assert info.kind == "torchvision" and "IMAGENET1K_V2" in info.source
+    assert info.sha256 == sha256_of(weights_file)
+    assert state is not None and "fc.weight" in state
+
+
+def test_cifar_head_none_and_random_are_reported_in_plain_words() -> None:
+    assert load_cifar_head_state("none", "", seed=0)[1].kind == "none"
+    assert load_cifar_head_state("random", "", seed=0)[1].is_random
+
+
+def test_a_file_that_is_not_a_cifar_head_is_refused(weights_file: Path) -> None:
+    with pytest.raises(WeightsError, match="train_cifar_head"):
+        load_cifar_head_state(str(weights_file), "", seed=0)
+
+
+def test_torchvision_weights_missing_offline_explain_the_fix(torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        raise OSError(f"no route to {url}")  # what an offline machine answers
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(WeightsError) as caught:
+        load_backbone_state("imagenet", "", seed=0)
+    message = str(caught.value)
+    assert "IMAGENET1K_V2" in message and str(torch_home) in message and "fetch_weights" in message
