@@ -40,8 +40,8 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 bench: $(STAMP) ## Benchmark: batching on vs off vs the in-process ceiling
 	$(PY) scripts/bench.py
 
-train-cifar-head: $(STAMP) ## Train the CIFAR-10 head on frozen features (needs CIFAR-10 and weights)
-	$(PY) scripts/train_cifar_head.py --output weights/cifar10_head.pt
+train-cifar-head: $(STAMP) ## Train the CIFAR-10 head on frozen features (downloads CIFAR-10 when online)
+	$(PY) scripts/train_cifar_head.py --data-dir data/cifar10 --output weights/cifar10_head.pt
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info .bench

@@ -97,3 +97,8 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self.remove_log()
+
+    def remove_log(self) -> None:
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
 REJECTION_REASONS = (
     "queue_full",
+    "not_ready",
     "draining",
     "payload_too_large",
     "too_many_pixels",

@@ -92,7 +92,7 @@ class Service:
     async def predict(self, request: PredictRequest) -> dict:
         """Preprocess every image, queue them, await their batches, shape the answer."""
         if not self.ready or self.classifier is None or self.batcher is None:
-            reason = "draining" if self.draining else "queue_full"
+            reason = "draining" if self.draining else "not_ready"
             raise ApiError(503, "not_ready", f"the service is {self.status}", headers=self._retry(), reason=reason)
         unavailable = sorted(request.heads - set(self.classifier.heads))
         if unavailable:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from torchvision.models import resnet50
 
 REQUIRE_TOOLS = os.environ.get("VISIONSERVE_REQUIRE_TOOLS") == "1"
 
@@ -48,3 +51,14 @@ def jpeg_bytes() -> bytes:
 @pytest.fixture(scope="session")
 def png_bytes() -> bytes:
     return encode(photo("coffee"), "PNG")
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ResNet-50 state_dict made here (seeded), saved the way a user would save one."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        model = resnet50(weights=None)
+    path = tmp_path_factory.mktemp("weights") / "resnet50-made-here.pth"
+    torch.save(model.state_dict(), path)
+    return path

@@ -40,6 +40,18 @@ def _seeded(seed: int, build):
         return build()
 
 
+def _warn_on_backbone_mismatch(head: WeightsInfo, backbone: WeightsInfo) -> None:
+    """A head trained on other backbone weights gives meaningless answers: say so loudly."""
+    trained_on = head.metadata.get("backbone_sha256")
+    if trained_on and backbone.sha256 and trained_on != backbone.sha256:
+        log.warning(
+            "the cifar10 head was trained on backbone sha256 %s but the backbone served has %s: "
+            "its predictions will be wrong; retrain it with scripts/train_cifar_head.py",
+            trained_on,
+            backbone.sha256,
+        )
+
+
 class Classifier:
     """Runs batches: stacked images -> backbone once -> requested heads -> probabilities."""
 
@@ -70,6 +82,7 @@ class Classifier:
             layer = _seeded(settings.random_seed + 1, lambda: nn.Linear(FEATURE_DIM, len(CIFAR10_LABELS)))
             if head_state is not None:
                 layer.load_state_dict(head_state)
+                _warn_on_backbone_mismatch(head_info, backbone_info)
             heads["cifar10"] = Head("cifar10", layer, CIFAR10_LABELS, head_info)
         for head in heads.values():
             if head.weights.is_random:

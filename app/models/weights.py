@@ -130,8 +130,12 @@ def load_cifar_head_state(spec: str, expected_sha256: str, seed: int) -> tuple[d
         )
     if tuple(checkpoint.get("classes", ())) != CIFAR10_LABELS:
         raise WeightsError(f"cifar_head: {path} has classes {checkpoint.get('classes')}, expected {CIFAR10_LABELS}")
-    state = checkpoint.get("state_dict", {})
-    if getattr(state.get("weight"), "shape", None) != (len(CIFAR10_LABELS), FEATURE_DIM):
-        raise WeightsError(f"cifar_head: {path} weight shape is not {len(CIFAR10_LABELS)}x{FEATURE_DIM}")
-    metadata = {k: checkpoint[k] for k in ("accuracy", "backbone_weights", "created", "dataset") if k in checkpoint}
+    state = checkpoint.get("state_dict")
+    shapes = {"weight": (len(CIFAR10_LABELS), FEATURE_DIM), "bias": (len(CIFAR10_LABELS),)}
+    if not isinstance(state, dict) or {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} != shapes:
+        raise WeightsError(
+            f"cifar_head: {path} state_dict must hold exactly weight {shapes['weight']} and bias {shapes['bias']}"
+        )
+    kept = ("accuracy", "dataset", "epochs", "created", "backbone_weights", "backbone_sha256")
+    metadata = {k: checkpoint[k] for k in kept if k in checkpoint}
     return state, WeightsInfo("file", f"file {path}", digest, metadata)

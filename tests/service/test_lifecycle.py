@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import torch
-from torchvision.models import resnet50
 
 from app.launcher import LocalServer
 from app.models.weights import sha256_of
@@ -85,14 +83,6 @@ def test_sigterm_fails_readiness_finishes_in_flight_requests_then_exits() -> Non
         assert server.wait_exit(timeout=60) == 0
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(11)
-    path = tmp_path_factory.mktemp("weights") / "resnet50-made-here.pth"
-    torch.save(resnet50(weights=None).state_dict(), path)
-    return path
 
 
 def test_a_weights_file_made_here_is_served_and_described(weights_file: Path, jpeg_bytes: bytes) -> None:

@@ -63,3 +63,11 @@ def test_yaml_type_errors_name_the_key(tmp_path: Path) -> None:
 def test_missing_config_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="cannot read config file"):
         load_settings(environ={"CONFIG_FILE": str(tmp_path / "absent.yaml")})
+
+
+def test_readme_documents_every_setting() -> None:
+    from app.settings import settings_reference
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for key, _default, _doc in settings_reference():
+        assert f"| `{key}` | `VISIONSERVE_{key.upper()}` |" in readme, key

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from torchvision.models import ResNet50_Weights, resnet50
+from torchvision.models import ResNet50_Weights
 
 from app.models.classifier import Classifier
-from app.models.weights import WeightsError, load_backbone_state, load_cifar_head_state, sha256_of
+from app.models.labels import CIFAR10_LABELS
+from app.models.weights import CIFAR_HEAD_FORMAT, WeightsError, load_backbone_state, load_cifar_head_state, sha256_of
 from app.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ResNet-50 state_dict made here (seeded), saved the way a user would save one."""
-    torch.manual_seed(7)
-    path = tmp_path_factory.mktemp("weights") / "resnet50-test.pth"
-    torch.save(resnet50(weights=None).state_dict(), path)
-    return path
 
 
 def test_a_local_file_loads_with_its_sha256(weights_file: Path) -> None:
@@ -109,3 +102,38 @@ def test_torchvision_weights_missing_offline_explain_the_fix(torch_home: Path, m
         load_backbone_state("imagenet", "", seed=0)
     message = str(caught.value)
     assert "IMAGENET1K_V2" in message and str(torch_home) in message and "fetch_weights" in message
+
+
+def _head_checkpoint(path: Path, **overrides: object) -> Path:
+    checkpoint = {
+        "format": CIFAR_HEAD_FORMAT,
+        "classes": list(CIFAR10_LABELS),
+        "state_dict": {"weight": torch.zeros(10, 2048), "bias": torch.zeros(10)},
+        "backbone_sha256": "f" * 64,
+        "accuracy": 0.5,
+        "dataset": "CIFAR-10",
+    }
+    checkpoint.update(overrides)
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_head_checkpoint_with_wrong_tensors_is_refused(tmp_path: Path) -> None:
+    bad_bias = _head_checkpoint(tmp_path / "a.pt", state_dict={"weight": torch.zeros(10, 2048), "bias": torch.zeros(9)})
+    with pytest.raises(WeightsError, match="exactly weight"):
+        load_cifar_head_state(str(bad_bias), "", seed=0)
+    not_a_dict = _head_checkpoint(tmp_path / "b.pt", state_dict=[1, 2])
+    with pytest.raises(WeightsError, match="exactly weight"):
+        load_cifar_head_state(str(not_a_dict), "", seed=0)
+
+
+def test_a_head_trained_on_another_backbone_is_flagged(
+    tmp_path: Path, weights_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    head = _head_checkpoint(tmp_path / "head.pt")
+    settings = Settings(weights=str(weights_file), cifar_head=str(head), torch_threads=1)
+    with caplog.at_level(logging.WARNING, logger="visionserve"):
+        classifier = Classifier.from_settings(settings)
+    assert "cifar10" in classifier.heads
+    assert classifier.heads["cifar10"].weights.metadata["backbone_sha256"] == "f" * 64
+    assert any("trained on backbone sha256" in record.getMessage() for record in caplog.records)

@@ -1,0 +1,85 @@
+"""Fetch torchvision ResNet-50 weights into the torch cache (or a folder), verified, and print their sha256.
+
+Run it where a network exists (a CI job, an init container, a laptop), then serve with
+VISIONSERVE_WEIGHTS=imagenet (the cache) or VISIONSERVE_WEIGHTS=<file> plus VISIONSERVE_WEIGHTS_SHA256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from app.models.weights import WeightsError, sha256_of, torchvision_weights
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--weights", default="imagenet", help="torchvision weights name: imagenet (= IMAGENET1K_V2) or IMAGENET1K_V1"
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="where to put the file (default: the torch hub cache, $TORCH_HOME/hub/checkpoints)",
+    )
+    parser.add_argument(
+        "--mirror",
+        default=None,
+        help="base URL of a mirror that holds the same file name (e.g. an internal artifact store)",
+    )
+    parser.add_argument("--sha256", default="", help="expected full sha256; else the hash prefix in the file name")
+    return parser.parse_args(argv)
+
+
+def verify(path: Path, expected_sha256: str) -> str:
+    """Check the full sha256 when given, else torchvision's prefix in the file name (resnet50-<prefix>.pth)."""
+    digest = sha256_of(path)
+    if expected_sha256:
+        if digest != expected_sha256.lower():
+            raise WeightsError(f"sha256 mismatch for {path.name}: expected {expected_sha256.lower()}, got {digest}")
+        return digest
+    prefix = path.stem.rsplit("-", 1)[-1]
+    if not digest.startswith(prefix):
+        raise WeightsError(f"{path.name}: sha256 {digest} does not start with {prefix} as its name promises")
+    return digest
+
+
+def fetch(weights_name: str, output_dir: Path | None, mirror: str | None, expected_sha256: str) -> tuple[Path, str]:
+    """Download to a scratch file, verify, then move into place; returns (path, sha256)."""
+    weights = torchvision_weights(weights_name)
+    if weights is None:
+        raise WeightsError(
+            f"unknown torchvision weights {weights_name!r}; use imagenet, IMAGENET1K_V1 or IMAGENET1K_V2"
+        )
+    filename = os.path.basename(weights.url)
+    url = f"{mirror.rstrip('/')}/{filename}" if mirror else weights.url
+    directory = output_dir or Path(torch.hub.get_dir()) / "checkpoints"
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / filename
+    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+        partial = Path(scratch) / filename
+        torch.hub.download_url_to_file(url, str(partial), progress=sys.stderr.isatty())
+        digest = verify(partial, expected_sha256)
+        partial.replace(target)  # only a verified file ever reaches the cache
+    return target, digest
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        path, digest = fetch(args.weights, args.output_dir, args.mirror, args.sha256)
+    except (WeightsError, OSError) as exc:
+        print(f"fetch_weights: {exc}", file=sys.stderr)
+        return 1
+    print(f"path={path}\nsha256={digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

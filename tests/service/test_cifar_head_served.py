@@ -1,0 +1,79 @@
+"""A head trained by scripts/train_cifar_head.py, served by a real gunicorn server; a wrong sha256 stops it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import torch
+
+from app.launcher import LocalServer
+from app.models.labels import CIFAR10_LABELS
+from app.models.weights import sha256_of
+from tests.conftest import encode, photo
+from tests.unit.test_train_cifar_head import train_tiny_head
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+
+def head_settings(path: Path, sha256: str) -> dict[str, object]:
+    return {"weights": "random", "cifar_head": str(path), "cifar_head_sha256": sha256, "workers": 1, "torch_threads": 2}
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("served-head") / "head.pt"
+    train_tiny_head(path, train_size=48, test_size=16)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(head: Path) -> Iterator[LocalServer]:
+    with LocalServer(head_settings(head, sha256_of(head))) as running:
+        yield running
+
+
+def test_predict_answers_with_the_trained_head(server: LocalServer, head: Path) -> None:
+    response = requests.post(
+        f"{server.url}/v1/predict",
+        params={"heads": "cifar10", "top_k": 3},
+        data=encode(photo()),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    top = body["predictions"][0]["heads"]["cifar10"]
+    assert len(top) == 3
+    assert all(entry["label"] in CIFAR10_LABELS for entry in top)
+    assert [entry["label"] for entry in top] == [CIFAR10_LABELS[entry["index"]] for entry in top]
+    assert body["weights"]["cifar10"] == f"file {head}"
+
+
+def test_models_describes_the_checkpoint(server: LocalServer, head: Path) -> None:
+    response = requests.get(f"{server.url}/v1/models", timeout=30)
+    assert response.status_code == 200, response.text
+    cifar = response.json()["heads"]["cifar10"]
+    assert cifar["available"] is True
+    assert cifar["labels"] == list(CIFAR10_LABELS)
+    weights = cifar["weights"]
+    assert weights["kind"] == "file"
+    assert weights["sha256"] == sha256_of(head)
+    checkpoint = torch.load(head, map_location="cpu", weights_only=True)
+    assert weights["accuracy"] == pytest.approx(checkpoint["accuracy"])
+    assert weights["dataset"] == "FakeData (offline test)"
+    assert weights["created"] == checkpoint["created"]
+
+
+def test_wrong_sha256_stops_the_server(head: Path) -> None:
+    server = LocalServer(head_settings(head, "0" * 64)).start()
+    try:
+        code = server.wait_exit(timeout=120)
+    finally:
+        server.stop()
+    assert code != 0
+    log = server.log()
+    assert "sha256 mismatch" in log
+    assert "cifar_head" in log

@@ -1,0 +1,131 @@
+"""scripts/train_cifar_head.py end to end, offline: FakeData, random backbone, a checkpoint the service loads."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import torch
+
+from app.models.labels import CIFAR10_LABELS
+from app.models.weights import WeightsError, load_cifar_head_state, sha256_of
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "train_cifar_head.py"
+
+pytestmark = pytest.mark.slow
+
+
+def load_script() -> ModuleType:
+    """The script as a module (scripts/ is not a package), to test its functions directly."""
+    spec = importlib.util.spec_from_file_location("train_cifar_head", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_tiny_head(output: Path, train_size: int = 64, test_size: int = 32) -> subprocess.CompletedProcess[str]:
+    """Run the training script on a few FakeData images with a random backbone; fail with its output."""
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--fake-data",
+        "--weights",
+        "random",
+        "--train-size",
+        str(train_size),
+        "--test-size",
+        str(test_size),
+        "--epochs",
+        "2",
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
+        "--output",
+        str(output),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    path = tmp_path_factory.mktemp("head") / "head.pt"
+    return path, train_tiny_head(path).stdout
+
+
+def test_prints_loss_accuracy_and_sha256(trained: tuple[Path, str]) -> None:
+    path, stdout = trained
+    assert re.search(r"^epoch 2/2: loss \d+\.\d+$", stdout, re.MULTILINE), stdout
+    assert re.search(r"^test accuracy: [01]\.\d{4} ", stdout, re.MULTILINE), stdout
+    assert f"sha256: {sha256_of(path)}" in stdout
+
+
+def test_checkpoint_loads_through_the_service_loader(trained: tuple[Path, str]) -> None:
+    path, stdout = trained
+    state, info = load_cifar_head_state(str(path), sha256_of(path), seed=0)
+    assert state is not None
+    assert tuple(state["weight"].shape) == (len(CIFAR10_LABELS), 2048)
+    assert tuple(state["bias"].shape) == (len(CIFAR10_LABELS),)
+    assert info.kind == "file"
+    assert info.sha256 == sha256_of(path)
+    meta = info.metadata
+    assert meta["dataset"] == "FakeData (offline test)"
+    assert 0.0 <= meta["accuracy"] <= 1.0
+    assert f"test accuracy: {meta['accuracy']:.4f}" in stdout
+    assert meta["backbone_weights"].startswith("random initialisation")
+    assert datetime.fromisoformat(meta["created"]).utcoffset() is not None
+
+
+def test_checkpoint_holds_plain_metadata(trained: tuple[Path, str]) -> None:
+    data = torch.load(trained[0], map_location="cpu", weights_only=True)
+    assert data["classes"] == list(CIFAR10_LABELS)
+    assert data["epochs"] == 2
+    assert data["backbone_sha256"] is None  # a random backbone has no file
+
+
+def test_wrong_sha256_is_refused(trained: tuple[Path, str]) -> None:
+    with pytest.raises(WeightsError, match="sha256"):
+        load_cifar_head_state(str(trained[0]), "0" * 64, seed=0)
+
+
+def test_missing_backbone_is_an_error(tmp_path: Path) -> None:
+    """No silent fallback: an unavailable backbone is an error, not random weights."""
+    output = tmp_path / "h.pt"
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--fake-data",
+        "--weights",
+        str(tmp_path / "missing.pt"),
+        "--output",
+        str(output),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "does not exist" in result.stderr
+    assert not output.exists()
+
+
+def test_head_learns_separable_features() -> None:
+    """The training loop itself works: clustered 2048-d features are classified almost perfectly."""
+    script = load_script()
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(len(CIFAR10_LABELS), 2048, generator=generator) * 3
+
+    def sample(count: int) -> Any:
+        labels = torch.arange(count) % len(CIFAR10_LABELS)
+        return script.Features(centres[labels] + torch.randn(count, 2048, generator=generator), labels)
+
+    head = script.train_head(sample(200), epochs=10, batch_size=32, lr=1e-3, seed=0)
+    assert script.accuracy(head, sample(100)) > 0.9
