@@ -57,12 +57,19 @@ def run_batch(predict: Callable[[torch.Tensor, set[str]], dict[str, torch.Tensor
 
 
 class Batcher:
-    """Collects images into batches and runs them one at a time on a dedicated thread."""
+    """Collects images into batches and runs them one at a time on the inference thread.
+
+    Room in the queue is reserved when a request is admitted, before its images are decoded, so a request
+    that would overflow is refused before any work is spent on it. A batch waits for more images (up to
+    max_wait after its first) only while reserved images are still being decoded: an idle server never
+    waits for company that is not coming.
+    """
 
     def __init__(
         self,
         predict: Callable[[torch.Tensor, set[str]], dict[str, torch.Tensor]],
         *,
+        executor: ThreadPoolExecutor,
         max_batch_size: int,
         max_wait_ms: float,
         max_queue: int,
@@ -74,8 +81,9 @@ class Batcher:
         self.max_queue = max_queue
         self._metrics = metrics
         self._pending: collections.deque[Job] = collections.deque()
+        self._reserved = 0  # admitted images still being decoded
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._executor = executor
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -90,12 +98,29 @@ class Batcher:
         _fail(self._pending, QueueFullError("the server is shutting down"))
         self._pending.clear()
         self._metrics.queue_depth.set(0)
-        self._executor.shutdown(wait=True)
+
+    def reserve(self, count: int) -> None:
+        """Admit `count` images, or raise QueueFullError when the queue lacks room for all of them."""
+        if len(self._pending) + self._reserved + count > self.max_queue:
+            raise QueueFullError(
+                f"{len(self._pending) + self._reserved} images are queued or being decoded; "
+                f"the limit is {self.max_queue}"
+            )
+        self._reserved += count
+
+    def release(self, count: int) -> None:
+        """Give back a reservation whose images will not come (a decoding error)."""
+        self._reserved -= count
+        self._wakeup.set()
 
     def submit(self, tensors: Sequence[torch.Tensor], heads: frozenset[str], top_k: int) -> list[asyncio.Future]:
-        """Queue all images of a request, or none of them when the queue lacks room."""
-        if len(self._pending) + len(tensors) > self.max_queue:
-            raise QueueFullError(f"{len(self._pending)} images are queued; the limit is {self.max_queue}")
+        """Reserve and enqueue at once (all images of a request, or none)."""
+        self.reserve(len(tensors))
+        return self.enqueue(tensors, heads, top_k)
+
+    def enqueue(self, tensors: Sequence[torch.Tensor], heads: frozenset[str], top_k: int) -> list[asyncio.Future]:
+        """Queue images admitted earlier by reserve()."""
+        self._reserved -= len(tensors)
         loop = asyncio.get_running_loop()
         jobs = [Job(tensor, heads, top_k, loop.create_future()) for tensor in tensors]
         self._pending.extend(jobs)
@@ -108,7 +133,7 @@ class Batcher:
             self._wakeup.clear()
             await self._wakeup.wait()
         deadline = self._pending[0].enqueued + self.max_wait_s
-        while len(self._pending) < self.max_batch_size:
+        while len(self._pending) < self.max_batch_size and self._reserved > 0:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

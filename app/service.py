@@ -36,17 +36,23 @@ class Service:
     ready: bool = False
     draining: bool = False
     preprocess_pool: ThreadPoolExecutor | None = None
+    inference_thread: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
-        """Load weights, warm up, start batching; readiness follows only when all succeeded."""
+        """Load weights, warm up, start batching; readiness follows only when all succeeded.
+
+        Every torch call runs on the one inference thread: each thread that calls torch gets an OpenMP
+        pool of its own, and two pools on the same cores slow every forward down.
+        """
         settings = self.settings
-        torch.set_num_threads(threads_per_worker(settings))
         Image.MAX_IMAGE_PIXELS = settings.max_pixels
-        self.classifier = await asyncio.to_thread(Classifier.from_settings, settings)
-        await asyncio.to_thread(self.classifier.warm_up, settings.max_batch_size)
+        self.inference_thread = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        loop = asyncio.get_running_loop()
+        self.classifier = await loop.run_in_executor(self.inference_thread, _load_and_warm_up, settings)
         self.preprocess_pool = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="preprocess")
         self.batcher = Batcher(
             self.classifier.predict,
+            executor=self.inference_thread,
             max_batch_size=settings.max_batch_size,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
@@ -63,15 +69,19 @@ class Service:
         self.ready = True
         self.metrics.ready.set(1)
         log.info(
-            "ready: %s threads=%d device=%s", self.describe_weights(), torch.get_num_threads(), self.classifier.device
+            "ready: %s threads=%d device=%s",
+            self.describe_weights(),
+            threads_per_worker(settings),
+            self.classifier.device,
         )
 
     async def stop(self) -> None:
         self.mark_draining()
         if self.batcher is not None:
             await self.batcher.stop()
-        if self.preprocess_pool is not None:
-            self.preprocess_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self.preprocess_pool, self.inference_thread):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def mark_draining(self) -> None:
         """Readiness fails from now on; requests already accepted still complete."""
@@ -111,9 +121,8 @@ class Service:
                 accepted={"max_images": self.settings.max_images},
             )
         started = time.perf_counter()
-        tensors, preprocess_s = await self._preprocess_all(request)
         try:
-            futures = self.batcher.submit(tensors, request.heads, request.top_k)
+            self.batcher.reserve(len(request.images))  # refuse before spending any work on the images
         except QueueFullError as exc:
             raise ApiError(
                 503,
@@ -122,6 +131,12 @@ class Service:
                 headers=self._retry(),
                 reason="queue_full",
             ) from None
+        try:
+            tensors, preprocess_s = await self._preprocess_all(request)
+        except BaseException:
+            self.batcher.release(len(request.images))
+            raise
+        futures = self.batcher.enqueue(tensors, request.heads, request.top_k)
         results: list[JobResult] = await asyncio.gather(*futures)
         self.metrics.images.inc(len(results))
         for head in request.heads:
@@ -220,7 +235,7 @@ class Service:
                 "version": s.model_version,
                 "server_version": __version__,
                 "device": str(self.classifier.device),
-                "torch_threads": torch.get_num_threads(),
+                "torch_threads": threads_per_worker(s),
                 "random_weights": any(h.weights.is_random for h in self.classifier.heads.values()),
             },
             "heads": heads,
@@ -232,6 +247,13 @@ class Service:
                 "default_top_k": s.default_top_k,
             },
         }
+
+
+def _load_and_warm_up(settings: Settings) -> Classifier:
+    torch.set_num_threads(threads_per_worker(settings))
+    classifier = Classifier.from_settings(settings)
+    classifier.warm_up(settings.max_batch_size)
+    return classifier
 
 
 def _ms(seconds: float) -> float:

@@ -58,7 +58,7 @@ class Settings:
 
     max_batch_size: int = _setting(8, "A batch closes when it holds this many images.", low=1, high=256)
     max_wait_ms: float = _setting(5.0, "... or this long after its first image arrived.", low=0, high=10000)
-    max_queue: int = _setting(64, "Images waiting per worker before requests get 503.", low=1, high=100000)
+    max_queue: int = _setting(32, "Images waiting per worker before requests get 503.", low=1, high=100000)
     retry_after_s: int = _setting(1, "Retry-After seconds sent with 503.", low=0, high=3600)
 
     max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest request body (413 above).", low=1024, high=2**31)

@@ -128,7 +128,7 @@ def test_models_says_random_in_plain_words(server: LocalServer) -> None:
         assert described["weights"]["kind"] == "random"
         assert "random" in described["weights"]["source"] and "NOT trained" in described["weights"]["source"]
     assert body["heads"]["imagenet"]["labels"][0] == IMAGENET_LABELS[0]
-    assert body["batching"] == {"max_batch_size": 8, "max_wait_ms": 20.0, "max_queue": 64}
+    assert body["batching"] == {"max_batch_size": 8, "max_wait_ms": 20.0, "max_queue": 32}
 
 
 def test_health_and_readiness(server: LocalServer) -> None:

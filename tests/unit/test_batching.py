@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -46,6 +47,10 @@ def _image(marker: int) -> torch.Tensor:
     return tensor
 
 
+def _batcher(model: FakeModel, **knobs: float) -> Batcher:
+    return Batcher(model, executor=ThreadPoolExecutor(1), metrics=Metrics(), **knobs)  # type: ignore[arg-type]
+
+
 async def _run(
     model: FakeModel,
     jobs: list[tuple[int, frozenset[str], int]],
@@ -54,9 +59,7 @@ async def _run(
     max_wait_ms: float = 50,
     max_queue: int = 100,
 ) -> list:
-    batcher = Batcher(
-        model, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, metrics=Metrics()
-    )
+    batcher = _batcher(model, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue)
     batcher.start()
     try:
         futures = [batcher.submit([_image(marker)], heads, top_k)[0] for marker, heads, top_k in jobs]
@@ -78,14 +81,53 @@ def test_batch_closes_at_max_size_and_each_job_gets_its_own_answer() -> None:
             assert result.top[head][0] == (marker, 1.0)
 
 
-def test_a_lone_image_waits_no_longer_than_max_wait() -> None:
+def test_a_lone_image_on_an_idle_batcher_does_not_wait() -> None:
     model = FakeModel()
     started = time.monotonic()
-    results = asyncio.run(_run(model, [(1, frozenset({"imagenet"}), 1)], max_wait_ms=30))
-    elapsed = time.monotonic() - started
+    results = asyncio.run(_run(model, [(1, frozenset({"imagenet"}), 1)], max_wait_ms=500))
     assert model.sizes == [1]
     assert results[0].batch_size == 1
-    assert 0.025 <= elapsed < 1.0
+    assert time.monotonic() - started < 0.4  # nothing else was on its way: no reason to wait 500 ms
+
+
+def test_a_batch_waits_for_images_still_being_decoded_up_to_max_wait() -> None:
+    async def scenario(decode_s: float) -> tuple[list[int], float]:
+        model = FakeModel()
+        batcher = _batcher(model, max_batch_size=4, max_wait_ms=100, max_queue=10)
+        batcher.start()
+        try:
+            started = time.monotonic()
+            first = batcher.submit([_image(1)], frozenset({"imagenet"}), 1)
+            batcher.reserve(1)  # a second request was admitted and is being decoded
+            await asyncio.sleep(decode_s)
+            second = batcher.enqueue([_image(2)], frozenset({"imagenet"}), 1)
+            await asyncio.gather(*first, *second)
+            return model.sizes, time.monotonic() - started
+        finally:
+            await batcher.stop()
+
+    sizes, _ = asyncio.run(scenario(decode_s=0.02))
+    assert sizes == [2]  # it arrived within max_wait: one forward for both
+    sizes, elapsed = asyncio.run(scenario(decode_s=0.3))
+    assert sizes == [1, 1] and elapsed >= 0.3  # the first image left after max_wait, the second on its own
+
+
+def test_a_released_reservation_ends_the_wait() -> None:
+    async def scenario() -> float:
+        batcher = _batcher(FakeModel(), max_batch_size=4, max_wait_ms=2000, max_queue=10)
+        batcher.start()
+        try:
+            started = time.monotonic()
+            batcher.reserve(1)
+            waiting = batcher.submit([_image(1)], frozenset({"imagenet"}), 1)
+            await asyncio.sleep(0.05)
+            batcher.release(1)  # its decode failed: nothing more is coming
+            await asyncio.gather(*waiting)
+            return time.monotonic() - started
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(scenario()) < 1.0
 
 
 def test_only_one_batch_runs_at_a_time() -> None:
@@ -98,7 +140,7 @@ def test_only_one_batch_runs_at_a_time() -> None:
 def test_model_errors_reach_every_waiter_and_the_batcher_goes_on() -> None:
     async def scenario() -> tuple[list, object]:
         model = FakeModel(fail=True)
-        batcher = Batcher(model, max_batch_size=4, max_wait_ms=5, max_queue=10, metrics=Metrics())
+        batcher = _batcher(model, max_batch_size=4, max_wait_ms=5, max_queue=10)
         batcher.start()
         try:
             failed = await asyncio.gather(
@@ -117,7 +159,7 @@ def test_model_errors_reach_every_waiter_and_the_batcher_goes_on() -> None:
 
 def test_a_full_queue_refuses_the_whole_request_at_once() -> None:
     async def scenario() -> None:
-        batcher = Batcher(FakeModel(), max_batch_size=4, max_wait_ms=5, max_queue=3, metrics=Metrics())
+        batcher = _batcher(FakeModel(), max_batch_size=4, max_wait_ms=5, max_queue=3)
         batcher.start()
         try:
             with pytest.raises(QueueFullError):
@@ -126,6 +168,9 @@ def test_a_full_queue_refuses_the_whole_request_at_once() -> None:
             with pytest.raises(QueueFullError):
                 batcher.submit([_image(9)], frozenset({"imagenet"}), 1)
             assert len(await asyncio.gather(*accepted)) == 3
+            batcher.reserve(3)  # images being decoded count against the bound too
+            with pytest.raises(QueueFullError):
+                batcher.reserve(1)
         finally:
             await batcher.stop()
 
