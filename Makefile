@@ -23,7 +23,7 @@ run: $(STAMP) ## Start the service on 127.0.0.1:8080 (VISIONSERVE_WEIGHTS=imagen
 run-random: $(STAMP) ## Start the service with explicitly random weights (no download needed)
 	VISIONSERVE_WEIGHTS=random VISIONSERVE_CIFAR_HEAD=random $(PY) -m app
 
-test: $(STAMP) ## Run the whole test suite
+test: lint ## Lint, then run the whole test suite
 	$(PY) -m pytest
 
 test-unit: $(STAMP) ## Unit tests only (no server)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,12 +15,18 @@ import torch
 
 from app.metrics import Metrics
 
+log = logging.getLogger("visionserve")
+
 # (index, probability) pairs, best first, per requested head.
 TopK = dict[str, list[tuple[int, float]]]
 
 
 class QueueFullError(Exception):
     """The queue cannot take these images now; the client should retry later."""
+
+
+class ShuttingDownError(QueueFullError):
+    """The batcher stopped (shutdown or failure); the client should retry on another worker."""
 
 
 @dataclass
@@ -88,19 +95,22 @@ class Batcher:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._consume(), name="batcher")
+        self._task.add_done_callback(self._on_consumer_done)
 
     async def stop(self) -> None:
         """Stop taking batches; any job still queued fails rather than hanging."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure was logged when it happened
                 await self._task
-        _fail(self._pending, QueueFullError("the server is shutting down"))
+        _fail(self._pending, ShuttingDownError("the server is shutting down"))
         self._pending.clear()
         self._metrics.queue_depth.set(0)
 
     def reserve(self, count: int) -> None:
         """Admit `count` images, or raise QueueFullError when the queue lacks room for all of them."""
+        if not self.alive:
+            raise ShuttingDownError("the batcher is not running")
         if len(self._pending) + self._reserved + count > self.max_queue:
             raise QueueFullError(
                 f"{len(self._pending) + self._reserved} images are queued or being decoded; "
@@ -149,28 +159,44 @@ class Batcher:
         return batch
 
     async def _consume(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch()
-            if not batch:
-                continue
-            started = time.monotonic()
-            for job in batch:
-                self._metrics.queue_wait_seconds.observe(started - job.enqueued)
-            try:
-                tops = await loop.run_in_executor(self._executor, run_batch, self._predict, batch)
-            except asyncio.CancelledError:
-                _fail(batch, QueueFullError("the server is shutting down"))
-                raise
-            except Exception as exc:  # delivered to every waiter, the loop goes on
-                _fail(batch, exc)
-                continue
-            elapsed = time.monotonic() - started
-            self._metrics.inference_seconds.observe(elapsed)
-            self._metrics.batch_size.observe(len(batch))
-            for job, top in zip(batch, tops, strict=True):
-                if not job.future.done():
-                    job.future.set_result(JobResult(top, started - job.enqueued, elapsed, len(batch)))
+            if batch:
+                await self._run(batch)
+
+    async def _run(self, batch: list[Job]) -> None:
+        """One forward; its outcome (answers or the error) reaches every waiter."""
+        started = time.monotonic()
+        try:
+            tops = await asyncio.get_running_loop().run_in_executor(self._executor, run_batch, self._predict, batch)
+        except asyncio.CancelledError:
+            _fail(batch, ShuttingDownError("the server is shutting down"))
+            raise
+        except Exception as exc:
+            _fail(batch, exc)
+            return
+        elapsed = time.monotonic() - started
+        for job, top in zip(batch, tops, strict=True):
+            if not job.future.done():
+                job.future.set_result(JobResult(top, started - job.enqueued, elapsed, len(batch)))
+        self._metrics.inference_seconds.observe(elapsed)
+        self._metrics.batch_size.observe(len(batch))
+        for job in batch:
+            self._metrics.queue_wait_seconds.observe(started - job.enqueued)
+
+    def _on_consumer_done(self, task: asyncio.Task) -> None:
+        """If the consumer ever dies, nobody may wait on it: fail the queue and refuse new work."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("the batcher stopped: %r; this worker now refuses predictions", error)
+            _fail(self._pending, ShuttingDownError(f"the batcher stopped: {error!r}"))
+            self._pending.clear()
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
 
 
 def _fail(jobs: Sequence[Job] | collections.deque[Job], exc: BaseException) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("visionserve")
 
@@ -66,7 +66,13 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResp
     return JSONResponse(error_body("internal_error", "the server failed to handle this request"), 500)
 
 
+async def client_disconnect_handler(request: Request, exc: Exception) -> Response:
+    """The client left mid-body: nothing to answer, and not a server error (counted as 499)."""
+    return Response(status_code=499)
+
+
 EXCEPTION_HANDLERS = {
+    ClientDisconnect: client_disconnect_handler,
     ApiError: api_error_handler,
     HTTPException: http_error_handler,
     Exception: unexpected_error_handler,

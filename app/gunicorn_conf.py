@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,13 +17,15 @@ _settings = load_settings()
 _threads = str(threads_per_worker(_settings))
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = _threads
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="visionserve-metrics-"))
+_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="visionserve-metrics-")
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 worker_class = "app.worker.VisionserveWorker"
 graceful_timeout = math.ceil(_settings.graceful_timeout + _settings.drain_seconds)
-timeout = 120  # heartbeat; also bounds model load + warm-up in a new worker
+timeout = _settings.worker_timeout  # heartbeat; also bounds model load + warm-up in a new worker
 keepalive = 5
 loglevel = _settings.log_level
 errorlog = "-"
@@ -43,3 +46,9 @@ def child_exit(server: object, worker: object) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    """Remove the metrics directory when this process made it."""
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

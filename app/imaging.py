@@ -125,17 +125,20 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
-    """Resize the short side to 256, centre-crop 224, scale and normalise (torchvision's recipe)."""
+    """torchvision's recipe (Resize(256), CenterCrop(224)), computed as one resize of the crop's box.
+
+    The output equals resize-then-crop pixel for pixel, but only the centre box is resampled, so
+    the cost is the same for any aspect ratio (a 1x8000 strip is not blown up to 256x2048000).
+    """
     width, height = image.size
-    scale = RESIZE_SIZE / min(width, height)
-    resized = image.resize(
-        (max(INPUT_SIZE, round(width * scale)), max(INPUT_SIZE, round(height * scale))),
-        Image.Resampling.BILINEAR,
-        reducing_gap=None,
-    )
-    left = (resized.width - INPUT_SIZE) // 2
-    top = (resized.height - INPUT_SIZE) // 2
-    cropped = resized.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
+    short, long = min(width, height), max(width, height)
+    resized_long = int(RESIZE_SIZE * long / short)  # torchvision truncates
+    resized_w, resized_h = (RESIZE_SIZE, resized_long) if width <= height else (resized_long, RESIZE_SIZE)
+    left = round((resized_w - INPUT_SIZE) / 2.0)
+    top = round((resized_h - INPUT_SIZE) / 2.0)
+    scale_x, scale_y = width / resized_w, height / resized_h
+    box = (left * scale_x, top * scale_y, (left + INPUT_SIZE) * scale_x, (top + INPUT_SIZE) * scale_y)
+    cropped = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, box=box, reducing_gap=None)
     array = (np.asarray(cropped, dtype=np.float32) / 255.0 - MEAN) / STD
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 

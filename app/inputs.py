@@ -14,12 +14,11 @@ from starlette.requests import Request
 
 from app.errors import ApiError, bad_request
 from app.imaging import ACCEPTED_CONTENT_TYPES, normalize_content_type
-from app.settings import HEADS
+from app.settings import HEADS, MAX_TOP_K
 
 PARAMETERS = ("heads", "top_k")
 JSON_FIELDS = ("instances", *PARAMETERS)
 BODY_TYPES = [*ACCEPTED_CONTENT_TYPES, "multipart/form-data", "application/json"]
-MAX_TOP_K = 1000
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ async def _body_stream(body: bytes) -> AsyncIterator[bytes]:
 
 async def _parse_multipart(request: Request, body: bytes, params: dict[str, object]) -> list[ImageInput]:
     parser = MultiPartParser(
-        request.headers, _body_stream(body), max_files=10_000, max_fields=100, max_part_size=len(body) + 1
+        request.headers, _body_stream(body), max_files=1000, max_fields=100, max_part_size=len(body) + 1
     )
     try:
         form = await parser.parse()
@@ -137,7 +136,7 @@ def _parse_json(body: bytes, params: dict[str, object]) -> list[ImageInput]:
     example = {"instances": [{"b64": "<base64 image>"}], "heads": "imagenet", "top_k": 5}
     try:
         document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise bad_request("malformed_json", f"the body is not valid JSON: {exc}", accepted=example) from None
     if not isinstance(document, dict):
         raise bad_request("malformed_json", "the JSON body must be an object", accepted=example)

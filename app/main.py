@@ -46,7 +46,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     service = _service(request)
-    return JSONResponse({"status": service.status}, 200 if service.ready else 503)
+    status = service.status
+    return JSONResponse({"status": status}, 200 if status == "ready" else 503)
 
 
 async def metrics(request: Request) -> Response:

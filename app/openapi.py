@@ -21,6 +21,50 @@ def _json(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _models_schema() -> dict:
+    weights = {
+        "type": "object",
+        "required": ["kind", "source", "sha256"],
+        "properties": {
+            "kind": {"enum": ["torchvision", "file", "random", "none"]},
+            "source": {"type": "string", "description": "Where the weights came from, in plain words."},
+            "sha256": {"type": ["string", "null"]},
+        },
+    }
+    head = {
+        "type": "object",
+        "required": ["available", "classes", "labels", "weights"],
+        "properties": {
+            "available": {"type": "boolean"},
+            "classes": {"type": "integer"},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "weights": weights,
+        },
+    }
+    numbers = {"type": "object", "additionalProperties": {"type": "number"}}
+    return {
+        "type": "object",
+        "required": ["model", "heads", "batching", "limits"],
+        "properties": {
+            "model": {
+                "type": "object",
+                "required": ["name", "version", "device", "random_weights"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "server_version": {"type": "string"},
+                    "device": {"type": "string"},
+                    "torch_threads": {"type": "integer"},
+                    "random_weights": {"type": "boolean", "description": "True when any head serves random weights."},
+                },
+            },
+            "heads": {"type": "object", "required": list(HEADS), "properties": {name: head for name in HEADS}},
+            "batching": numbers,
+            "limits": numbers,
+        },
+    }
+
+
 def _schemas() -> dict:
     label = {
         "type": "object",
@@ -98,6 +142,7 @@ def _schemas() -> dict:
             },
         },
         "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "Models": _models_schema(),
     }
 
 
@@ -160,7 +205,7 @@ def openapi_document(settings: Settings) -> dict:
                 "get": {
                     "summary": "Heads, labels, weights sources, device and batching settings.",
                     "responses": {
-                        "200": _json("Model description.", {"type": "object"}),
+                        "200": _json("Model description.", {"$ref": "#/components/schemas/Models"}),
                         "503": _json("Still loading.", status),
                     },
                 }

@@ -12,12 +12,14 @@ import torch
 from PIL import Image
 
 from app import __version__
-from app.batching import Batcher, JobResult, QueueFullError
+from app.batching import Batcher, JobResult, QueueFullError, ShuttingDownError
 from app.errors import ApiError
 from app.imaging import invalid_image, preprocess
 from app.inputs import PredictRequest
 from app.metrics import Metrics
 from app.models.classifier import Classifier
+from app.models.labels import CIFAR10_LABELS
+from app.models.weights import NO_HEAD
 from app.service_threads import threads_per_worker
 from app.settings import Settings
 
@@ -95,15 +97,17 @@ class Service:
 
     @property
     def status(self) -> str:
+        """loading, ready, draining, or failed (the batcher died: the pod must leave the endpoints)."""
         if self.draining:
             return "draining"
+        if self.batcher is not None and not self.batcher.alive:
+            return "failed"
         return "ready" if self.ready else "loading"
 
     async def predict(self, request: PredictRequest) -> dict:
         """Preprocess every image, queue them, await their batches, shape the answer."""
-        if not self.ready or self.classifier is None or self.batcher is None:
-            reason = "draining" if self.draining else "not_ready"
-            raise ApiError(503, "not_ready", f"the service is {self.status}", headers=self._retry(), reason=reason)
+        if self.classifier is None or self.batcher is None:  # still loading; draining workers keep serving
+            raise ApiError(503, "not_ready", f"the service is {self.status}", headers=self._retry(), reason="not_ready")
         unavailable = sorted(request.heads - set(self.classifier.heads))
         if unavailable:
             raise ApiError(
@@ -123,6 +127,8 @@ class Service:
         started = time.perf_counter()
         try:
             self.batcher.reserve(len(request.images))  # refuse before spending any work on the images
+        except ShuttingDownError as exc:
+            raise ApiError(503, "not_ready", str(exc), headers=self._retry(), reason="not_ready") from None
         except QueueFullError as exc:
             raise ApiError(
                 503,
@@ -137,7 +143,10 @@ class Service:
             self.batcher.release(len(request.images))
             raise
         futures = self.batcher.enqueue(tensors, request.heads, request.top_k)
-        results: list[JobResult] = await asyncio.gather(*futures)
+        try:
+            results: list[JobResult] = await asyncio.gather(*futures)
+        except QueueFullError as exc:  # the batcher stopped under this request
+            raise ApiError(503, "not_ready", str(exc), headers=self._retry(), reason="not_ready") from None
         self.metrics.images.inc(len(results))
         for head in request.heads:
             self.metrics.predictions.labels(head).inc(len(results))
@@ -216,19 +225,13 @@ class Service:
             }
             for name, head in self.classifier.heads.items()
         }
-        heads.setdefault(
-            "cifar10",
-            {
+        if "cifar10" not in heads:
+            heads["cifar10"] = {
                 "available": False,
-                "classes": 10,
+                "classes": len(CIFAR10_LABELS),
                 "labels": [],
-                "weights": {
-                    "kind": "none",
-                    "source": "not configured: the cifar10 head is unavailable",
-                    "sha256": None,
-                },
-            },
-        )
+                "weights": NO_HEAD.as_dict(),
+            }
         return {
             "model": {
                 "name": MODEL_NAME,

@@ -14,6 +14,9 @@ import yaml
 ENV_PREFIX = "VISIONSERVE_"
 CONFIG_FILE_ENV = "CONFIG_FILE"
 HEADS = ("imagenet", "cifar10")
+MAX_TOP_K = 1000
+# VISIONSERVE_* variables that are not settings (the test suite's tool policy).
+NOT_SETTINGS = frozenset({"VISIONSERVE_REQUIRE_TOOLS"})
 
 
 class SettingsError(ValueError):
@@ -39,6 +42,9 @@ class Settings:
     port: int = _setting(8080, "TCP port to listen on.", low=1, high=65535)
     workers: int = _setting(1, "Gunicorn worker processes (one per pod on CPU, one per GPU).", low=1, high=64)
     graceful_timeout: float = _setting(30.0, "Seconds in-flight requests get to finish on SIGTERM.", low=1, high=3600)
+    worker_timeout: int = _setting(
+        300, "Seconds a silent worker lives (covers model download + load at start).", low=10, high=3600
+    )
     drain_seconds: float = _setting(0.0, "Seconds /readyz answers 503 before the listener closes.", low=0, high=600)
     log_level: str = _setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
     model_version: str = _setting("1", "Version string reported with every prediction.")
@@ -64,11 +70,16 @@ class Settings:
     max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest request body (413 above).", low=1024, high=2**31)
     max_pixels: int = _setting(40_000_000, "Largest image in pixels (width x height).", low=1024, high=2**31)
     max_images: int = _setting(32, "Most images in one request.", low=1, high=1024)
-    default_top_k: int = _setting(5, "top_k when the request names none.", low=1, high=1000)
+    default_top_k: int = _setting(5, "top_k when the request names none.", low=1, high=MAX_TOP_K)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
+        if self.max_images > self.max_queue:
+            raise SettingsError(
+                f"max_images={self.max_images} exceeds max_queue={self.max_queue}: such a request "
+                "could never be queued; lower max_images or raise max_queue"
+            )
 
 
 def _check(f: dataclasses.Field, value: Any) -> None:
@@ -121,7 +132,7 @@ def load_settings(environ: Mapping[str, str] | None = None, config_file: str | P
             values[key] = _coerce(fields[key], raw, str(path))
 
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         key = name[len(ENV_PREFIX) :].lower()
         if key not in fields:

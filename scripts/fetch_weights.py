@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from app.models.weights import WeightsError, sha256_of, torchvision_weights
+from app.models.weights import WeightsError, check_digest, sha256_of, torchvision_weights
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,19 +37,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def verify(path: Path, expected_sha256: str) -> str:
-    """Check the full sha256 when given, else torchvision's prefix in the file name (resnet50-<prefix>.pth)."""
-    digest = sha256_of(path)
-    if expected_sha256:
-        if digest != expected_sha256.lower():
-            raise WeightsError(f"sha256 mismatch for {path.name}: expected {expected_sha256.lower()}, got {digest}")
-        return digest
-    prefix = path.stem.rsplit("-", 1)[-1]
-    if not digest.startswith(prefix):
-        raise WeightsError(f"{path.name}: sha256 {digest} does not start with {prefix} as its name promises")
-    return digest
-
-
 def fetch(weights_name: str, output_dir: Path | None, mirror: str | None, expected_sha256: str) -> tuple[Path, str]:
     """Download to a scratch file, verify, then move into place; returns (path, sha256)."""
     weights = torchvision_weights(weights_name)
@@ -65,7 +52,8 @@ def fetch(weights_name: str, output_dir: Path | None, mirror: str | None, expect
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         partial = Path(scratch) / filename
         torch.hub.download_url_to_file(url, str(partial), progress=sys.stderr.isatty())
-        digest = verify(partial, expected_sha256)
+        digest = sha256_of(partial)
+        check_digest(partial, digest, expected_sha256, "weights")
         partial.replace(target)  # only a verified file ever reaches the cache
     return target, digest
 

@@ -38,6 +38,9 @@ class WeightsInfo:
         return {"kind": self.kind, "source": self.source, "sha256": self.sha256, **self.metadata}
 
 
+NO_HEAD = WeightsInfo("none", "not configured: the cifar10 head is unavailable")
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -58,12 +61,8 @@ def _verified_file(spec: str, expected_sha256: str, setting: str) -> tuple[Path,
             "or use scripts/fetch_weights.py to download one."
         )
     actual = sha256_of(path)
-    if expected_sha256 and actual.lower() != expected_sha256.strip().lower():
-        raise WeightsError(
-            f"{setting}: sha256 mismatch for {path}: expected {expected_sha256.strip().lower()}, "
-            f"found {actual}. The file is corrupt or not the one configured; fetch it again "
-            f"or correct {setting}_sha256."
-        )
+    if expected_sha256:
+        check_digest(path, actual, expected_sha256, setting)
     return path, actual
 
 
@@ -98,27 +97,50 @@ def load_backbone_state(spec: str, expected_sha256: str, seed: int) -> tuple[dic
     return state, WeightsInfo("file", f"file {path}", digest)
 
 
-def _load_torchvision(weights: ResNet50_Weights, expected_sha256: str) -> tuple[dict, WeightsInfo]:
-    filename = os.path.basename(weights.url)
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
-    try:
-        state = torch.hub.load_state_dict_from_url(
-            weights.url, progress=False, check_hash=True, map_location="cpu", weights_only=True
-        )
-    except Exception as exc:
+def published_prefix(filename: str) -> str:
+    """torchvision names its files <name>-<first hex digits of their sha256>.pth."""
+    return Path(filename).stem.rsplit("-", 1)[-1]
+
+
+def check_digest(path: Path, digest: str, expected_sha256: str, setting: str) -> None:
+    """A full expected sha256 when configured; else the prefix torchvision publishes in the file name."""
+    if expected_sha256:
+        if digest != expected_sha256.strip().lower():
+            raise WeightsError(
+                f"{setting}: sha256 mismatch for {path}: expected {expected_sha256.strip().lower()}, found {digest}. "
+                f"The file is corrupt or not the one configured; fetch it again or correct {setting}_sha256."
+            )
+    elif not digest.startswith(published_prefix(path.name)):
         raise WeightsError(
-            f"weights: torchvision {weights.name} is not in the torch cache ({cached}) and could not be "
-            f"downloaded from {weights.url} ({exc.__class__.__name__}: {str(exc)[:200]}). Run "
-            "scripts/fetch_weights.py where a network exists, mount the cache, or set weights to a local file."
-        ) from None
-    path, digest = _verified_file(str(cached), expected_sha256, "weights")
-    return state, WeightsInfo("torchvision", f"torchvision ResNet50_Weights.{weights.name} ({path})", digest)
+            f"{setting}: {path} has sha256 {digest}, which does not start with {published_prefix(path.name)} as "
+            "torchvision publishes: the file is corrupt or not torchvision's. Delete it and run "
+            f"scripts/fetch_weights.py, or set {setting}_sha256 to vouch for this file."
+        )
+
+
+def _load_torchvision(weights: ResNet50_Weights, expected_sha256: str) -> tuple[dict, WeightsInfo]:
+    """From the torch cache (downloaded into it when a network exists), verified either way."""
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+    if not cached.is_file():
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(weights.url, str(cached), progress=False)
+        except Exception as exc:
+            raise WeightsError(
+                f"weights: torchvision {weights.name} is not in the torch cache ({cached}) and could not be "
+                f"downloaded from {weights.url} ({exc.__class__.__name__}: {str(exc)[:200]}). Run "
+                "scripts/fetch_weights.py where a network exists, mount the cache, or set weights to a local file."
+            ) from None
+    digest = sha256_of(cached)
+    check_digest(cached, digest, expected_sha256, "weights")
+    state = _torch_load(cached, "weights")
+    return state, WeightsInfo("torchvision", f"torchvision ResNet50_Weights.{weights.name} ({cached})", digest)
 
 
 def load_cifar_head_state(spec: str, expected_sha256: str, seed: int) -> tuple[dict | None, WeightsInfo]:
     """Resolve the CIFAR-10 head; kind 'none' means the head is not served."""
     if spec in {"none", ""}:
-        return None, WeightsInfo("none", "not configured: the cifar10 head is unavailable")
+        return None, NO_HEAD
     if spec == "random":
         return None, random_info(seed)
     path, digest = _verified_file(spec, expected_sha256, "cifar_head")

@@ -70,6 +70,7 @@ CASES = {
     "top_k not a number": ("?top_k=five", _jpeg, JPEG, 400, "invalid_top_k"),
     "unknown query parameter": ("?topk=3", _jpeg, JPEG, 400, "unknown_parameter"),
     "malformed json": ("", b'{"instances": [', {"Content-Type": "application/json"}, 400, "malformed_json"),
+    "json nested too deep": ("", b"[" * 100_000, {"Content-Type": "application/json"}, 400, "malformed_json"),
     "json not an object": ("", b"[1, 2]", {"Content-Type": "application/json"}, 400, "malformed_json"),
     "json unknown field": (
         "",

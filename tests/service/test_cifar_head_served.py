@@ -13,7 +13,7 @@ from app.launcher import LocalServer
 from app.models.labels import CIFAR10_LABELS
 from app.models.weights import sha256_of
 from tests.conftest import encode, photo
-from tests.unit.test_train_cifar_head import train_tiny_head
+from tests.helpers import train_tiny_head
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

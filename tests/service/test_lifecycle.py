@@ -29,6 +29,7 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(jpeg_bytes: bytes) ->
         "workers": 1,
         "torch_threads": 1,
         "max_queue": 1,
+        "max_images": 1,
         "max_batch_size": 1,
         "max_wait_ms": 0,
         "retry_after_s": 2,
@@ -68,6 +69,7 @@ def test_sigterm_fails_readiness_finishes_in_flight_requests_then_exits() -> Non
         time.sleep(0.5)  # the requests are accepted and being answered
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
+        during_drain = requests.post(f"{server.url}/v1/predict", files=images[:1], timeout=60)
         readiness = []
         deadline = time.monotonic() + 20  # polls until the listener closes after the drain
         while time.monotonic() < deadline:
@@ -79,6 +81,7 @@ def test_sigterm_fails_readiness_finishes_in_flight_requests_then_exits() -> Non
         for thread in clients:
             thread.join(timeout=60)
         assert results == [200] * 6
+        assert during_drain.status_code == 200  # draining: readiness fails, traffic still routed here is served
         # each worker turns 503 as its SIGTERM lands, and keeps serving 503 until its listener closes
         assert readiness[-3:] == [503, 503, 503], readiness
         assert server.wait_exit(timeout=60) == 0

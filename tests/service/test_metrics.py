@@ -69,9 +69,13 @@ def test_every_stage_and_the_model_are_exported(server: LocalServer) -> None:
     assert info and info[0]["weights"] == "random" and info[0]["device"] == "cpu"
 
 
-def test_raw_paths_never_become_labels(server: LocalServer) -> None:
+def test_raw_paths_and_methods_never_become_labels(server: LocalServer) -> None:
     for path in ("/a1", "/b2", "/c3"):
         requests.get(f"{server.url}{path}", timeout=10)
-    routes = {labels["route"] for name, labels, _ in samples(server.url) if name == "visionserve_requests_total"}
+    for method in ("FOO1", "FOO2", "BAR-X"):
+        requests.request(method, f"{server.url}/healthz", timeout=10)
+    found = [labels for name, labels, _ in samples(server.url) if name == "visionserve_requests_total"]
+    routes = {labels["route"] for labels in found}
     assert not routes & {"/a1", "/b2", "/c3"}
     assert "unmatched" in routes
+    assert {labels["method"] for labels in found} <= {"GET", "POST", "HEAD", "other"}

@@ -10,6 +10,7 @@ import requests
 from app.launcher import LocalServer
 from app.models.labels import CIFAR10_LABELS, IMAGENET_LABELS
 from tests.conftest import encode, photo
+from tests.helpers import PICTURES
 
 pytestmark = pytest.mark.service
 
@@ -122,6 +123,7 @@ def test_models_says_random_in_plain_words(server: LocalServer) -> None:
     body = requests.get(f"{server.url}/v1/models", timeout=10).json()
     assert body["model"]["random_weights"] is True
     assert body["model"]["device"] == "cpu"
+    assert body["model"]["torch_threads"] == 1  # as configured for each of the 2 workers
     for head, classes in (("imagenet", 1000), ("cifar10", 10)):
         described = body["heads"][head]
         assert described["available"] is True and described["classes"] == classes
@@ -164,3 +166,50 @@ def test_unknown_routes_and_methods_answer_json(server: LocalServer) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     wrong = requests.get(f"{server.url}/v1/predict", timeout=10)
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("kind", sorted(PICTURES))
+def test_every_kind_of_picture_classifies_over_http(server: LocalServer, kind: str) -> None:
+    data = PICTURES[kind]()
+    content_type = {
+        b"\xff\xd8": "image/jpeg",
+        b"\x89P": "image/png",
+        b"RI": "image/webp",
+        b"GI": "image/gif",
+        b"BM": "image/bmp",
+    }
+    response = requests.post(
+        f"{server.url}/v1/predict?top_k=1", data=data, timeout=30, headers={"Content-Type": content_type[data[:2]]}
+    )
+    assert response.status_code == 200, response.text
+    _check_prediction(response.json()["predictions"][0], {"imagenet"}, 1)
+
+
+def test_answers_match_the_openapi_schemas(server: LocalServer, jpeg_bytes: bytes) -> None:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    spec = requests.get(f"{server.url}/openapi.json", timeout=10).json()
+    registry = Registry().with_resource("urn:spec", Resource.from_contents(spec, default_specification=DRAFT202012))
+
+    def check(instance: dict, path: str, method: str, status: str) -> None:
+        schema = spec["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+        ref = schema.get("$ref", "").replace("#", "urn:spec#") or None
+        validator = Draft202012Validator({"$ref": ref} if ref else schema, registry=registry)
+        errors = [error.message for error in validator.iter_errors(instance)]
+        assert not errors, (path, status, errors)
+
+    predicted = requests.post(
+        f"{server.url}/v1/predict?heads=imagenet,cifar10",
+        data=jpeg_bytes,
+        headers={"Content-Type": "image/jpeg"},
+        timeout=30,
+    )
+    check(predicted.json(), "/v1/predict", "post", "200")
+    refused = requests.post(
+        f"{server.url}/v1/predict?top_k=0", data=jpeg_bytes, headers={"Content-Type": "image/jpeg"}, timeout=30
+    )
+    check(refused.json(), "/v1/predict", "post", "400")
+    check(requests.get(f"{server.url}/v1/models", timeout=10).json(), "/v1/models", "get", "200")
+    check(requests.get(f"{server.url}/readyz", timeout=10).json(), "/readyz", "get", "200")

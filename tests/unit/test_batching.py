@@ -6,11 +6,12 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from app.batching import Batcher, QueueFullError
+from app.batching import Batcher, QueueFullError, ShuttingDownError
 from app.metrics import Metrics
 
 
@@ -175,3 +176,37 @@ def test_a_full_queue_refuses_the_whole_request_at_once() -> None:
             await batcher.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_dead_batcher_fails_its_waiters_and_refuses_new_work() -> None:
+    class BrokenMetrics(Metrics):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batch_size = SimpleNamespace(observe=self._explode)  # type: ignore[assignment]
+
+        @staticmethod
+        def _explode(value: float) -> None:
+            raise OSError("metrics disk full")
+
+    async def scenario() -> tuple[object, bool]:
+        batcher = Batcher(
+            FakeModel(delay=0.05),
+            executor=ThreadPoolExecutor(1),
+            metrics=BrokenMetrics(),
+            max_batch_size=1,
+            max_wait_ms=0,
+            max_queue=10,
+        )
+        batcher.start()
+        try:
+            futures = batcher.submit([_image(1), _image(2)], frozenset({"imagenet"}), 1)
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            with pytest.raises(ShuttingDownError):
+                batcher.reserve(1)
+            return outcomes[1], batcher.alive
+        finally:
+            await batcher.stop()
+
+    second, alive = asyncio.run(scenario())
+    assert isinstance(second, ShuttingDownError)  # queued behind the failure: answered, not left hanging
+    assert alive is False

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import torch
@@ -11,44 +9,11 @@ from PIL import Image
 
 from app.errors import ApiError
 from app.imaging import INPUT_SIZE, open_image, preprocess
+from app.imaging import to_tensor as preprocess_image
 from tests.conftest import encode, photo
+from tests.helpers import PICTURES, animated, sixteen_bit_gray
 
 MAX_PIXELS = 40_000_000
-
-
-def _animated(fmt: str) -> bytes:
-    frames = [photo("chelsea", (120, 90)), photo("coffee", (120, 90))]
-    buffer = io.BytesIO()
-    frames[0].save(buffer, format=fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    return buffer.getvalue()
-
-
-def _palette_with_transparency() -> bytes:
-    image = photo("coffee", (100, 80)).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
-    return encode(image, "PNG", transparency=0)
-
-
-def _sixteen_bit_gray() -> bytes:
-    ramp = np.linspace(0, 65535, 200 * 150, dtype=np.uint16).reshape(150, 200)
-    return encode(Image.fromarray(ramp), "PNG")
-
-
-PICTURES = {
-    "jpeg": lambda: encode(photo()),
-    "png": lambda: encode(photo(), "PNG"),
-    "webp": lambda: encode(photo(), "WEBP"),
-    "gif": lambda: encode(photo(), "GIF"),
-    "bmp": lambda: encode(photo(), "BMP"),
-    "cmyk-jpeg": lambda: encode(photo().convert("CMYK"), "JPEG"),
-    "rgba-png": lambda: encode(photo().convert("RGBA"), "PNG"),
-    "gray-alpha-png": lambda: encode(photo().convert("LA"), "PNG"),
-    "palette-transparent-png": _palette_with_transparency,
-    "16-bit-png": _sixteen_bit_gray,
-    "animated-gif": lambda: _animated("GIF"),
-    "animated-webp": lambda: _animated("WEBP"),
-    "grayscale-jpeg": lambda: encode(photo().convert("L"), "JPEG"),
-    "tiny-png": lambda: encode(photo("coffee", (3, 2)), "PNG"),
-}
 
 
 @pytest.mark.parametrize("kind", sorted(PICTURES))
@@ -61,7 +26,7 @@ def test_accepted_pictures_become_normalised_tensors(kind: str) -> None:
 
 
 def test_sixteen_bit_keeps_its_range() -> None:
-    image = open_image(_sixteen_bit_gray(), MAX_PIXELS)
+    image = open_image(sixteen_bit_gray(), MAX_PIXELS)
     values = np.asarray(image)
     assert image.mode == "RGB"
     assert values.min() < 10 and values.max() > 245
@@ -81,7 +46,7 @@ def test_exif_orientation_is_applied() -> None:
 
 
 def test_animated_gif_uses_its_first_frame() -> None:
-    first = open_image(_animated("GIF"), MAX_PIXELS)
+    first = open_image(animated("GIF"), MAX_PIXELS)
     still = open_image(encode(photo("chelsea", (120, 90)), "GIF"), MAX_PIXELS)
     assert np.abs(np.asarray(first, dtype=int) - np.asarray(still, dtype=int)).mean() < 8
 
@@ -121,3 +86,26 @@ def test_decompression_bomb_over_twice_the_limit_is_refused() -> None:
     finally:
         Image.MAX_IMAGE_PIXELS = previous
     assert caught.value.status == 413
+
+
+@pytest.mark.parametrize("size", [(500, 375), (375, 500), (300, 300), (1000, 333), (224, 225), (257, 900)])
+def test_preprocessing_matches_torchvisions_recipe(size: tuple[int, int]) -> None:
+    from torchvision import transforms as tv
+
+    normalize = tv.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    reference = tv.Compose([tv.Resize(256), tv.CenterCrop(224), tv.ToTensor(), normalize])
+    image = photo("astronaut", size)
+    difference = (reference(image) - preprocess_image(image)).abs()
+    assert float(difference.max()) < 0.02  # at most one grey level, from rounding
+    assert float(difference.mean()) < 0.003
+
+
+def test_a_long_thin_strip_costs_no_more_than_a_photo() -> None:
+    import resource
+
+    strip = encode(Image.new("RGB", (1, 20000), (90, 140, 200)), "PNG")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tensor = preprocess(strip, MAX_PIXELS)
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert tensor.shape == (3, INPUT_SIZE, INPUT_SIZE)
+    assert grown_kb < 200 * 1024  # resize-then-crop would allocate 256 x 5,120,000 x 3 bytes (3.9 GB)

@@ -71,3 +71,12 @@ def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for key, _default, _doc in settings_reference():
         assert f"| `{key}` | `VISIONSERVE_{key.upper()}` |" in readme, key
+
+
+def test_the_test_policy_variable_is_not_a_setting() -> None:
+    assert load_settings(environ={"VISIONSERVE_REQUIRE_TOOLS": "1"}) == Settings()
+
+
+def test_a_request_limit_the_queue_could_never_hold_is_refused() -> None:
+    with pytest.raises(SettingsError, match="max_images=64 exceeds max_queue=32"):
+        load_settings(environ={"VISIONSERVE_MAX_IMAGES": "64", "VISIONSERVE_MAX_QUEUE": "32"})

@@ -16,6 +16,7 @@ import torch
 
 from app.models.labels import CIFAR10_LABELS
 from app.models.weights import WeightsError, load_cifar_head_state, sha256_of
+from tests.helpers import train_tiny_head
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "train_cifar_head.py"
@@ -30,32 +31,6 @@ def load_script() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def train_tiny_head(output: Path, train_size: int = 64, test_size: int = 32) -> subprocess.CompletedProcess[str]:
-    """Run the training script on a few FakeData images with a random backbone; fail with its output."""
-    command = [
-        sys.executable,
-        str(SCRIPT),
-        "--fake-data",
-        "--weights",
-        "random",
-        "--train-size",
-        str(train_size),
-        "--test-size",
-        str(test_size),
-        "--epochs",
-        "2",
-        "--threads",
-        "2",
-        "--device",
-        "cpu",
-        "--output",
-        str(output),
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,13 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torchvision.models import ResNet50_Weights
 
+from app.models import weights as weights_module
 from app.models.classifier import Classifier
 from app.models.labels import CIFAR10_LABELS
 from app.models.weights import CIFAR_HEAD_FORMAT, WeightsError, load_backbone_state, load_cifar_head_state, sha256_of
@@ -73,14 +75,31 @@ def torch_home(tmp_path: Path) -> Iterator[Path]:
             os.environ["TORCH_HOME"] = previous
 
 
-def test_torchvision_weights_come_from_the_torch_cache(torch_home: Path, weights_file: Path) -> None:
-    cached = torch_home / "hub" / "checkpoints" / Path(ResNet50_Weights.IMAGENET1K_V2.url).name
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(weights_file.read_bytes())
+def _cache_file(torch_home: Path, filename: str, source: Path) -> Path:
+    cached = torch_home / "hub" / "checkpoints" / filename
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(source.read_bytes())
+    return cached
+
+
+def test_torchvision_weights_come_from_the_cache_verified_by_their_published_prefix(
+    torch_home: Path, weights_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = sha256_of(weights_file)
+    published = SimpleNamespace(name="IMAGENET1K_V2", url=f"https://download.invalid/resnet50-{digest[:8]}.pth")
+    monkeypatch.setattr(weights_module, "torchvision_weights", lambda name: published)
+    _cache_file(torch_home, f"resnet50-{digest[:8]}.pth", weights_file)
     state, info = load_backbone_state("imagenet", "", seed=0)
-    assert info.kind == "torchvision" and "IMAGENET1K_V2" in info.source
-    assert info.sha256 == sha256_of(weights_file)
+    assert info.kind == "torchvision" and "IMAGENET1K_V2" in info.source and info.sha256 == digest
     assert state is not None and "fc.weight" in state
+
+
+def test_a_cached_file_that_is_not_torchvisions_is_refused(torch_home: Path, weights_file: Path) -> None:
+    _cache_file(torch_home, Path(ResNet50_Weights.IMAGENET1K_V2.url).name, weights_file)
+    with pytest.raises(WeightsError, match="does not start with 11ad3fa6"):
+        load_backbone_state("imagenet", "", seed=0)
+    _, info = load_backbone_state("imagenet", sha256_of(weights_file), seed=0)  # unless its sha256 is vouched for
+    assert info.kind == "torchvision"
 
 
 def test_cifar_head_none_and_random_are_reported_in_plain_words() -> None:

@@ -1,0 +1,77 @@
+"""Helpers shared by test modules: pictures of every accepted kind, and a tiny trained CIFAR-10 head."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import encode, photo
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_SCRIPT = ROOT / "scripts" / "train_cifar_head.py"
+
+
+def animated(fmt: str) -> bytes:
+    frames = [photo("chelsea", (120, 90)), photo("coffee", (120, 90))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format=fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buffer.getvalue()
+
+
+def palette_with_transparency() -> bytes:
+    image = photo("coffee", (100, 80)).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    return encode(image, "PNG", transparency=0)
+
+
+def sixteen_bit_gray() -> bytes:
+    ramp = np.linspace(0, 65535, 200 * 150, dtype=np.uint16).reshape(150, 200)
+    return encode(Image.fromarray(ramp), "PNG")
+
+
+PICTURES = {
+    "jpeg": lambda: encode(photo()),
+    "png": lambda: encode(photo(), "PNG"),
+    "webp": lambda: encode(photo(), "WEBP"),
+    "gif": lambda: encode(photo(), "GIF"),
+    "bmp": lambda: encode(photo(), "BMP"),
+    "cmyk-jpeg": lambda: encode(photo().convert("CMYK"), "JPEG"),
+    "rgba-png": lambda: encode(photo().convert("RGBA"), "PNG"),
+    "gray-alpha-png": lambda: encode(photo().convert("LA"), "PNG"),
+    "palette-transparent-png": palette_with_transparency,
+    "16-bit-png": sixteen_bit_gray,
+    "animated-gif": lambda: animated("GIF"),
+    "animated-webp": lambda: animated("WEBP"),
+    "grayscale-jpeg": lambda: encode(photo().convert("L"), "JPEG"),
+    "tiny-png": lambda: encode(photo("coffee", (3, 2)), "PNG"),
+}
+
+
+def train_tiny_head(output: Path, train_size: int = 64, test_size: int = 32) -> subprocess.CompletedProcess[str]:
+    """Run the training script on a few FakeData images with a random backbone; fail with its output."""
+    command = [
+        sys.executable,
+        str(TRAIN_SCRIPT),
+        "--fake-data",
+        "--weights",
+        "random",
+        "--train-size",
+        str(train_size),
+        "--test-size",
+        str(test_size),
+        "--epochs",
+        "2",
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
+        "--output",
+        str(output),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
