@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-random test test-unit test-service lint format bench train-cifar-head clean
+.PHONY: help install run run-random test test-unit lint format bench train-cifar-head manifests clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ bench: $(STAMP) ## Benchmark: batching on vs off vs the in-process ceiling
 
 train-cifar-head: $(STAMP) ## Train the CIFAR-10 head on frozen features (downloads CIFAR-10 when online)
 	$(PY) scripts/train_cifar_head.py --data-dir data/cifar10 --output weights/cifar10_head.pt
+
+manifests: $(STAMP) ## Regenerate what is derived: chart schema, kubernetes/ manifests, README values table
+	$(PY) scripts/chart_schema.py
+	$(PY) scripts/render_manifests.py
+	$(PY) scripts/values_table.py
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info .bench

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ REQUIRE_TOOLS = os.environ.get("VISIONSERVE_REQUIRE_TOOLS") == "1"
 
 def require_tool(name: str) -> str:
     """Path of an external tool; skip without it, or fail when VISIONSERVE_REQUIRE_TOOLS=1."""
-    path = shutil.which(name)
+    here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    path = shutil.which(name, path=here)  # tools installed by pip live beside the interpreter
     if path is None:
         message = f"{name} is not installed"
         if REQUIRE_TOOLS:

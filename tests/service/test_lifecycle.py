@@ -80,11 +80,12 @@ def test_sigterm_fails_readiness_finishes_in_flight_requests_then_exits() -> Non
             time.sleep(0.1)
         for thread in clients:
             thread.join(timeout=60)
-        assert results == [200] * 6
-        assert during_drain.status_code == 200  # draining: readiness fails, traffic still routed here is served
+        state = f"results={results} drain={during_drain.status_code} readiness={readiness}\n{server.log()[-3000:]}"
+        assert results == [200] * 6, state
+        assert during_drain.status_code == 200, state  # draining: readiness fails, traffic routed here is served
         # each worker turns 503 as its SIGTERM lands, and keeps serving 503 until its listener closes
-        assert readiness[-3:] == [503, 503, 503], readiness
-        assert server.wait_exit(timeout=60) == 0
+        assert readiness[-3:] == [503, 503, 503], state
+        assert server.wait_exit(timeout=60) == 0, state
     finally:
         server.stop()
 

@@ -1,0 +1,120 @@
+{{/* Chart name, cut to 63 characters (a DNS label). */}}
+{{- define "visionserve.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart, or the release name when it already holds the chart name. */}}
+{{- define "visionserve.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* name-suffix, still within 63 characters. */}}
+{{- define "visionserve.suffixed" -}}
+{{- $root := index . 0 }}
+{{- $suffix := index . 1 }}
+{{- printf "%s-%s" (include "visionserve.fullname" $root | trunc (int (sub 62 (len $suffix))) | trimSuffix "-") $suffix }}
+{{- end }}
+
+{{- define "visionserve.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Standard labels on every object. */}}
+{{- define "visionserve.labels" -}}
+helm.sh/chart: {{ include "visionserve.chart" . }}
+{{ include "visionserve.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: visionserve
+{{- end }}
+
+{{/* Selector labels: name + instance only, so they never change on upgrade. */}}
+{{- define "visionserve.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "visionserve.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "visionserve.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "visionserve.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository:tag or repository@digest; the tag defaults to appVersion, never latest. */}}
+{{- define "visionserve.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Workers per pod: one per GPU, one on CPU. */}}
+{{- define "visionserve.workers" -}}
+{{- if .Values.gpu.enabled }}{{ .Values.gpu.count }}{{ else }}1{{ end }}
+{{- end }}
+
+{{/* Torch threads per worker: the CPU limit (cores, or millicores "2500m") / workers, at least 1. */}}
+{{- define "visionserve.torchThreads" -}}
+{{- $cpu := toString .Values.resources.limits.cpu }}
+{{- $millis := 0 }}
+{{- if hasSuffix "m" $cpu }}
+{{- $millis = trimSuffix "m" $cpu | int }}
+{{- else }}
+{{- $millis = mulf (float64 $cpu) 1000 | int }}
+{{- end }}
+{{- max 1 (div $millis (mul 1000 (include "visionserve.workers" . | int))) }}
+{{- end }}
+
+{{/* The service's config.yaml: the user's config plus the keys the chart owns. */}}
+{{- define "visionserve.serviceConfig" -}}
+{{- $owned := dict
+  "host" "0.0.0.0"
+  "port" (int .Values.containerPort)
+  "workers" (include "visionserve.workers" . | int)
+  "device" (ternary "cuda" "cpu" .Values.gpu.enabled)
+  "torch_threads" (include "visionserve.torchThreads" . | int)
+  "drain_seconds" .Values.shutdown.drainSeconds
+  "graceful_timeout" .Values.shutdown.gracefulTimeoutSeconds
+}}
+{{- toYaml (merge $owned (deepCopy .Values.config)) }}
+{{- end }}
+
+{{/* Minimum replicas, whether the HPA or replicaCount sets them. */}}
+{{- define "visionserve.minReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/* The restricted container security context, shared by every container of the chart. */}}
+{{- define "visionserve.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "visionserve.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}

@@ -1,0 +1,311 @@
+"""Write charts/visionserve/values.schema.json; its `config` part is derived from app/settings.py.
+
+python scripts/chart_schema.py          # rewrite the schema
+python scripts/chart_schema.py --check  # exit 1 when the committed schema differs
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = ROOT / "charts" / "visionserve" / "values.schema.json"
+# Settings the chart sets itself (from gpu, resources, containerPort, shutdown): not user config.
+CHART_OWNED = ("host", "port", "workers", "device", "torch_threads", "drain_seconds", "graceful_timeout")
+
+
+def obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    """A closed object: unknown keys are errors (typos fail at install, not at 3 a.m.)."""
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def string(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **extra}
+
+
+def integer(description: str, minimum: int | None = None, maximum: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "description": description}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return schema
+
+
+def boolean(description: str) -> dict[str, Any]:
+    return {"type": "boolean", "description": description}
+
+
+def free_map(description: str, values: str = "string") -> dict[str, Any]:
+    return {"type": "object", "description": description, "additionalProperties": {"type": values}}
+
+
+def free_list(description: str) -> dict[str, Any]:
+    return {"type": "array", "description": description, "items": {"type": "object"}}
+
+
+QUANTITY = {"type": ["string", "integer", "number"], "pattern": r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"}
+CPU = {"type": ["string", "integer", "number"], "pattern": r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"}
+
+
+def config_schema() -> dict[str, Any]:
+    """The service's settings, with the same types and bounds the service enforces."""
+    properties: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        if field.name in CHART_OWNED:
+            continue
+        meta = field.metadata
+        kind = {"int": "integer", "float": "number", "str": "string"}[
+            field.type if isinstance(field.type, str) else field.type.__name__
+        ]
+        prop: dict[str, Any] = {"type": kind, "description": meta["doc"]}
+        if meta["choices"]:
+            prop["enum"] = list(meta["choices"])
+        if meta["low"] is not None:
+            prop["minimum"] = meta["low"]
+            prop["maximum"] = meta["high"]
+        properties[field.name] = prop
+    properties["weights"]["minLength"] = 1
+    properties["weights_sha256"]["pattern"] = "^([0-9a-fA-F]{64})?$"
+    properties["cifar_head_sha256"]["pattern"] = "^([0-9a-fA-F]{64})?$"
+    return obj(
+        properties,
+        description="The service's settings (app/settings.py); the chart owns " + ", ".join(CHART_OWNED) + ".",
+    )
+
+
+def values_schema() -> dict[str, Any]:
+    probe = obj(
+        {
+            "periodSeconds": integer("Seconds between checks.", 1, 300),
+            "failureThreshold": integer("Failures before acting.", 1, 1000),
+        }
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "visionserve chart values",
+        **obj(
+            {
+                "image": obj(
+                    {
+                        "repository": string("Image repository.", minLength=1),
+                        "tag": string(
+                            "Tag; empty means appVersion; never latest.",
+                            pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$",
+                            **{"not": {"const": "latest"}},
+                        ),
+                        "digest": string("sha256 digest.", pattern=r"^(sha256:[0-9a-f]{64})?$"),
+                        "pullPolicy": string("Pull policy.", enum=["Always", "IfNotPresent", "Never"]),
+                    },
+                    ("repository", "tag", "digest", "pullPolicy"),
+                ),
+                "imagePullSecrets": {
+                    "type": "array",
+                    "items": obj({"name": string("Secret name.", minLength=1)}, ("name",)),
+                },
+                "nameOverride": string("Chart name override.", maxLength=63),
+                "fullnameOverride": string("Full name override.", maxLength=63),
+                "replicaCount": integer("Replicas without the HPA.", 1),
+                "config": config_schema(),
+                "weights": obj(
+                    {
+                        "source": string("Where weights come from.", enum=["image", "initContainer", "existingClaim"]),
+                        "mountPath": string("Mount path of the weights volume.", pattern="^/"),
+                        "existingClaim": string("PVC name."),
+                        "sizeLimit": QUANTITY,
+                        "initContainer": obj(
+                            {
+                                "image": string("Init container image; empty means the service image."),
+                                "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                                "args": {"type": "array", "items": {"type": "string"}},
+                            }
+                        ),
+                    },
+                    ("source",),
+                ),
+                "resources": obj(
+                    {
+                        "requests": obj({"cpu": CPU, "memory": QUANTITY}, ("cpu", "memory")),
+                        "limits": obj({"cpu": CPU, "memory": QUANTITY}, ("cpu", "memory")),
+                    },
+                    ("requests", "limits"),
+                ),
+                "gpu": obj(
+                    {
+                        "enabled": boolean("Run on GPU nodes."),
+                        "count": integer("GPUs (and workers) per pod.", 1, 16),
+                        "nodeSelector": free_map("Node selector for GPU nodes."),
+                        "runtimeClassName": string("Runtime class for GPUs."),
+                    }
+                ),
+                "shutdown": obj(
+                    {
+                        "preStopSleepSeconds": integer("preStop pause.", 0, 300),
+                        "drainSeconds": integer("Readiness 503 before closing.", 0, 600),
+                        "gracefulTimeoutSeconds": integer("Time for in-flight requests.", 1, 3600),
+                    }
+                ),
+                "probes": obj(
+                    {
+                        "startup": probe,
+                        "readiness": probe,
+                        "liveness": obj(
+                            {**probe["properties"], "timeoutSeconds": integer("Seconds to answer.", 1, 60)}
+                        ),
+                    }
+                ),
+                "autoscaling": obj(
+                    {
+                        "enabled": boolean("Create an HPA."),
+                        "minReplicas": integer("Fewest replicas.", 1),
+                        "maxReplicas": integer("Most replicas.", 1),
+                        "targetCPUUtilizationPercentage": integer("CPU target in percent.", 1, 100),
+                        "customMetric": obj(
+                            {
+                                "enabled": boolean("Add a Pods metric."),
+                                "name": string(
+                                    "Metric name.", enum=["visionserve_requests_in_flight", "visionserve_queue_depth"]
+                                ),
+                                "targetAverageValue": {"type": ["string", "integer"], "description": "Per-pod target."},
+                            }
+                        ),
+                        "behavior": {"type": "object", "description": "autoscaling/v2 behavior."},
+                    }
+                ),
+                "podDisruptionBudget": obj(
+                    {
+                        "enabled": boolean("Create a PDB when min replicas > 1."),
+                        "maxUnavailable": {
+                            "type": ["integer", "string"],
+                            "minimum": 1,
+                            "pattern": "^[0-9]+%$",
+                            "description": "Pods down at once.",
+                        },
+                    }
+                ),
+                "service": obj(
+                    {
+                        "type": string("Service type.", enum=["ClusterIP", "NodePort", "LoadBalancer"]),
+                        "port": integer("Service port.", 1, 65535),
+                        "annotations": free_map("Service annotations."),
+                    }
+                ),
+                "containerPort": integer("Container port.", 1024, 65535),
+                "serviceAccount": obj(
+                    {
+                        "create": boolean("Create a ServiceAccount."),
+                        "name": string("Name."),
+                        "annotations": free_map("Annotations."),
+                    }
+                ),
+                "ingress": obj(
+                    {
+                        "enabled": boolean("Create an Ingress."),
+                        "className": string("IngressClass."),
+                        "annotations": free_map("Annotations."),
+                        "hosts": {
+                            "type": "array",
+                            "items": obj(
+                                {
+                                    "host": string("Host name."),
+                                    "paths": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "items": obj(
+                                            {
+                                                "path": string("Path.", pattern="^/"),
+                                                "pathType": string(
+                                                    "Path type.", enum=["Prefix", "Exact", "ImplementationSpecific"]
+                                                ),
+                                            },
+                                            ("path", "pathType"),
+                                        ),
+                                    },
+                                },
+                                ("host", "paths"),
+                            ),
+                        },
+                        "tls": free_list("TLS blocks."),
+                    }
+                ),
+                "networkPolicy": obj(
+                    {
+                        "enabled": boolean("Create a NetworkPolicy."),
+                        "allowedFrom": free_list("NetworkPolicy peers allowed to call the API."),
+                        "monitoringNamespaceSelector": free_map("Labels of the monitoring namespace."),
+                        "allowAllEgress": boolean("Allow all egress."),
+                    }
+                ),
+                "monitoring": obj(
+                    {
+                        "serviceMonitor": obj(
+                            {
+                                "enabled": boolean("Create a ServiceMonitor."),
+                                "interval": string("Scrape interval.", pattern="^[0-9]+(ms|s|m|h)$"),
+                                "scrapeTimeout": string("Scrape timeout.", pattern="^[0-9]+(ms|s|m|h)$"),
+                                "additionalLabels": free_map("Extra labels."),
+                            }
+                        ),
+                        "prometheusRule": obj(
+                            {
+                                "enabled": boolean("Create a PrometheusRule."),
+                                "additionalLabels": free_map("Extra labels."),
+                            }
+                        ),
+                        "dashboards": obj(
+                            {
+                                "enabled": boolean("Create dashboard ConfigMaps."),
+                                "label": string("Sidecar label.", minLength=1),
+                                "labelValue": string("Sidecar label value."),
+                                "annotations": free_map("Annotations."),
+                                "additionalLabels": free_map("Extra labels."),
+                            }
+                        ),
+                    }
+                ),
+                "podAnnotations": free_map("Pod annotations."),
+                "podLabels": free_map("Pod labels."),
+                "nodeSelector": free_map("Node selector."),
+                "tolerations": free_list("Tolerations."),
+                "affinity": {"type": "object", "description": "Affinity."},
+                "topologySpreadConstraints": free_list("Topology spread constraints."),
+                "priorityClassName": string("PriorityClass."),
+                "extraEnv": free_list("Extra environment variables."),
+                "tests": obj({"image": string("Test pod image; empty means the service image.")}),
+            }
+        ),
+    }
+
+
+def render() -> str:
+    return json.dumps(values_schema(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 when the committed schema is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if SCHEMA_PATH.read_text() != text:
+            print(f"{SCHEMA_PATH} is stale: run python scripts/chart_schema.py", file=sys.stderr)
+            return 1
+        return 0
+    SCHEMA_PATH.write_text(text)
+    print(f"wrote {SCHEMA_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""What matters in the rendered objects: scaling, probes, security, GPU, config roll-outs, PDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.settings import Settings, load_settings
+from tests.chart.conftest import kinds, notes, one, render
+
+
+def _pod_spec(documents: list[dict]) -> dict:
+    return one(documents, "Deployment")["spec"]["template"]["spec"]
+
+
+def _container(documents: list[dict]) -> dict:
+    return _pod_spec(documents)["containers"][0]
+
+
+def _service_config(documents: list[dict], tmp_path: Path) -> Settings:
+    """The ConfigMap's config.yaml, read by the service's own settings loader."""
+    config = tmp_path / "config.yaml"
+    config_map = next(d for d in documents if d["kind"] == "ConfigMap" and "config.yaml" in d["data"])
+    config.write_text(config_map["data"]["config.yaml"])
+    return load_settings(environ={}, config_file=config)
+
+
+def test_hpa_scales_3_to_10_and_the_deployment_leaves_replicas_to_it() -> None:
+    documents = render()
+    hpa = one(documents, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 10)
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert "replicas" not in one(documents, "Deployment")["spec"]
+
+
+def test_without_the_hpa_the_deployment_sets_replicas() -> None:
+    documents = render({"autoscaling": {"enabled": False}, "replicaCount": 4})
+    assert "HorizontalPodAutoscaler" not in kinds(documents)
+    assert one(documents, "Deployment")["spec"]["replicas"] == 4
+
+
+def test_the_custom_metric_is_a_pods_metric() -> None:
+    metric = {"enabled": True, "name": "visionserve_queue_depth", "targetAverageValue": "8"}
+    hpa = one(render({"autoscaling": {"customMetric": metric}}), "HorizontalPodAutoscaler")
+    pods = hpa["spec"]["metrics"][1]
+    assert pods["type"] == "Pods" and pods["pods"]["metric"]["name"] == "visionserve_queue_depth"
+    assert pods["pods"]["target"] == {"type": "AverageValue", "averageValue": "8"}
+
+
+def test_probes_point_at_the_services_endpoints() -> None:
+    container = _container(render())
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300  # room for a slow model load
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert all(container[p]["httpGet"]["port"] == "http" for p in ("startupProbe", "readinessProbe", "livenessProbe"))
+
+
+def test_pods_run_restricted(ci_values: dict) -> None:
+    documents = render(ci_values)
+    pods = [_pod_spec(documents)] + [doc["spec"] for doc in documents if doc["kind"] == "Pod"]
+    for pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
+            assert context["capabilities"]["drop"] == ["ALL"] and context["runAsNonRoot"] is True
+            assert "limits" in container["resources"] and "requests" in container["resources"]
+
+
+def test_writable_paths_are_empty_dirs() -> None:
+    documents = render()
+    mounts = {m["mountPath"]: m["name"] for m in _container(documents)["volumeMounts"]}
+    volumes = {v["name"]: v for v in _pod_spec(documents)["volumes"]}
+    for path in ("/tmp", "/cache", "/metrics", "/dev/shm"):
+        assert "emptyDir" in volumes[mounts[path]], path
+    assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
+    env = {e["name"]: e["value"] for e in _container(documents)["env"]}
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == "/metrics" and env["CONFIG_FILE"] == "/etc/visionserve/config.yaml"
+
+
+def test_termination_grace_covers_pause_drain_and_graceful_timeout(tmp_path: Path) -> None:
+    shutdown = {"preStopSleepSeconds": 7, "drainSeconds": 3, "gracefulTimeoutSeconds": 40}
+    documents = render({"shutdown": shutdown})
+    pod = _pod_spec(documents)
+    assert pod["terminationGracePeriodSeconds"] > 7 + 3 + 40
+    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "7"]
+    settings = _service_config(documents, tmp_path)
+    assert (settings.drain_seconds, settings.graceful_timeout) == (3, 40)
+
+
+def test_gpu_values_add_limits_selector_toleration_runtime_and_cuda(tmp_path: Path) -> None:
+    documents = render(yaml.safe_load(Path("charts/visionserve/ci/gpu-values.yaml").read_text()))
+    pod = _pod_spec(documents)
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["runtimeClassName"] == "nvidia"
+    settings = _service_config(documents, tmp_path)
+    assert (settings.device, settings.workers, settings.torch_threads) == ("cuda", 2, 4)  # 8 CPUs / 2 workers
+
+
+def test_cpu_values_have_no_trace_of_gpus(tmp_path: Path) -> None:
+    documents = render({"gpu": {"runtimeClassName": "nvidia"}})  # set, but gpu.enabled is false
+    pod = _pod_spec(documents)
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod and "runtimeClassName" not in pod
+    settings = _service_config(documents, tmp_path)
+    assert (settings.device, settings.workers, settings.torch_threads) == ("cpu", 1, 2)
+
+
+def test_the_gpu_node_selector_is_overridable() -> None:
+    values = {
+        "gpu": {"enabled": True, "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-l4"}},
+        "nodeSelector": {"pool": "inference"},
+    }
+    pod = _pod_spec(render(values))
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4", "pool": "inference"}
+
+
+@pytest.mark.parametrize(("cpu", "threads"), [("2", 2), ("1500m", 1), ("500m", 1), ("4", 4), (3, 3)])
+def test_torch_threads_follow_the_cpu_limit(cpu: object, threads: int, tmp_path: Path) -> None:
+    resources = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": cpu, "memory": "2Gi"}}
+    assert _service_config(render({"resources": resources}), tmp_path).torch_threads == threads
+
+
+def test_the_config_map_is_accepted_by_the_services_settings_loader(ci_values: dict, tmp_path: Path) -> None:
+    settings = _service_config(render(ci_values), tmp_path)
+    assert settings.host == "0.0.0.0" and settings.port == 8080
+    for key, value in ci_values.get("config", {}).items():
+        assert getattr(settings, key) == value
+
+
+def test_a_config_change_rolls_the_pods() -> None:
+    def checksum(values: dict) -> str:
+        return one(render(values), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    base = checksum({})
+    assert checksum({}) == base
+    assert checksum({"config": {"max_batch_size": 16}}) != base
+    assert checksum({"gpu": {"enabled": True}}) != base  # chart-owned keys count too
+    assert checksum({"service": {"port": 8081}}) == base  # not in the config
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, True),
+        ({"autoscaling": {"minReplicas": 1}}, False),
+        ({"autoscaling": {"enabled": False}, "replicaCount": 1}, False),
+        ({"autoscaling": {"enabled": False}, "replicaCount": 2}, True),
+        ({"podDisruptionBudget": {"enabled": False}}, False),
+    ],
+)
+def test_a_pdb_exists_only_when_minimum_replicas_exceed_one(values: dict, expected: bool) -> None:
+    assert ("PodDisruptionBudget" in kinds(render(values))) is expected
+
+
+def test_monitoring_objects_are_off_by_default_and_carry_additional_labels() -> None:
+    assert not kinds(render()) & {"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "Ingress"}
+    on = {"enabled": True, "additionalLabels": {"release": "kube-prometheus-stack"}}
+    documents = render({"monitoring": {"serviceMonitor": on, "prometheusRule": on, "dashboards": on}})
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        assert one(documents, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    dashboards = [d for d in documents if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]]
+    assert dashboards and all(d["metadata"]["labels"]["grafana_dashboard"] == "1" for d in dashboards)
+    assert all(d["metadata"]["labels"]["release"] == "kube-prometheus-stack" for d in dashboards)
+
+
+def test_the_prometheus_rule_carries_the_monitoring_alert_file_unchanged() -> None:
+    rule = one(render({"monitoring": {"prometheusRule": {"enabled": True}}}), "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(Path("monitoring/alerts.yaml").read_text())
+
+
+def test_dashboards_carry_the_monitoring_json_unchanged() -> None:
+    documents = render({"monitoring": {"dashboards": {"enabled": True}}})
+    shipped = {
+        name: text
+        for d in documents
+        if d["kind"] == "ConfigMap"
+        for name, text in d["data"].items()
+        if name.endswith(".json")
+    }
+    on_disk = {p.name: p.read_text().rstrip("\n") for p in Path("monitoring/dashboards").glob("*.json")}
+    assert shipped == on_disk and shipped
+
+
+def test_weights_from_an_init_container_or_a_claim() -> None:
+    init = _pod_spec(render({"weights": {"source": "initContainer"}}))
+    assert init["initContainers"][0]["command"][:2] == ["python", "scripts/fetch_weights.py"]
+    assert {"name": "TORCH_HOME", "value": "/models/torch"} in init["containers"][0]["env"]
+    claim = _pod_spec(render({"weights": {"source": "existingClaim", "existingClaim": "weights-pvc"}}))
+    volume = next(v for v in claim["volumes"] if v["name"] == "weights")
+    assert volume["persistentVolumeClaim"] == {"claimName": "weights-pvc", "readOnly": True}
+    baked = _pod_spec(render())
+    assert "initContainers" not in baked and all(v["name"] != "weights" for v in baked["volumes"])
+
+
+def test_image_tag_defaults_to_app_version_and_a_digest_pins_it() -> None:
+    assert _container(render())["image"] == "ghcr.io/visionserve/visionserve:0.1.0"
+    digest = "sha256:" + "a" * 64
+    assert _container(render({"image": {"digest": digest}}))["image"] == f"ghcr.io/visionserve/visionserve@{digest}"
+
+
+def test_network_policy_admits_the_listed_peers_and_prometheus() -> None:
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    policy = one(render({"networkPolicy": {"enabled": True, "allowedFrom": [peer]}}), "NetworkPolicy")
+    sources = [rule["from"] for rule in policy["spec"]["ingress"]]
+    assert [peer] in sources
+    assert any("monitoring" in str(source) for source in sources)
+
+
+def test_helm_test_pod_checks_readiness_and_a_prediction() -> None:
+    pod = next(doc for doc in render() if doc["kind"] == "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    command = pod["spec"]["containers"][0]["command"]
+    assert command[:2] == ["python", "scripts/smoke_test.py"] and command[-1] == "http://visionserve:80"
+
+
+def test_notes_explain_port_forward_and_curl() -> None:
+    text = notes()
+    assert "kubectl -n ml-serving port-forward service/visionserve 8080:80" in text
+    assert "curl -s -H 'Content-Type: image/jpeg'" in text and "helm test visionserve" in text
+    assert "RANDOM" not in text.upper().replace("RANDOM WEIGHTS", "")
+    assert "meaningless" in notes({"config": {"weights": "random"}})
