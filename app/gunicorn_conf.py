@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from app.gpu_slots import free_slot, visible_device
 from app.service_threads import threads_per_worker
 from app.settings import load_settings
 
@@ -39,6 +40,20 @@ def on_starting(server: object) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
+
+
+def pre_fork(server: object, worker: object) -> None:
+    """On cuda with several workers, reserve a GPU slot for the new worker (in the master)."""
+    if _settings.device == "cuda" and _settings.workers > 1:
+        live = server.WORKERS.values()  # type: ignore[attr-defined]
+        worker.gpu_slot = free_slot((getattr(w, "gpu_slot", None) for w in live), _settings.workers)  # type: ignore[attr-defined]
+
+
+def post_fork(server: object, worker: object) -> None:
+    """In the new worker, before torch loads: show it only its own GPU."""
+    slot = getattr(worker, "gpu_slot", None)
+    if slot is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_device(os.environ.get("CUDA_VISIBLE_DEVICES"), slot)
 
 
 def child_exit(server: object, worker: object) -> None:

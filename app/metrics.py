@@ -9,6 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.settings import HEADS
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -74,6 +76,12 @@ class Metrics:
         self.queue_depth = Gauge(
             "visionserve_queue_depth", "Images waiting for a batch.", registry=r, multiprocess_mode="livesum"
         )
+        self.queue_capacity = Gauge(
+            "visionserve_queue_capacity",
+            "Images the queue admits before 503 (max_queue).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.images = Counter("visionserve_images", "Images classified.", registry=r)
         self.predictions = Counter("visionserve_predictions", "Predictions answered, by head.", ["head"], registry=r)
         self.rejections = Counter("visionserve_rejections", "Requests refused, by reason.", ["reason"], registry=r)
@@ -92,6 +100,8 @@ class Metrics:
         )
         for reason in REJECTION_REASONS:
             self.rejections.labels(reason)
+        for head in HEADS:
+            self.predictions.labels(head)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text to answer on /metrics: all workers' values in multiprocess mode."""

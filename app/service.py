@@ -61,6 +61,7 @@ class Service:
             metrics=self.metrics,
         )
         self.batcher.start()
+        self.metrics.queue_capacity.set(settings.max_queue)
         heads = self.classifier.heads
         self.metrics.model_info.labels(
             settings.model_version,

@@ -117,6 +117,12 @@ def values_schema() -> dict[str, Any]:
                 "nameOverride": string("Chart name override.", maxLength=63),
                 "fullnameOverride": string("Full name override.", maxLength=63),
                 "replicaCount": integer("Replicas without the HPA.", 1),
+                "updateStrategy": {
+                    "type": "object",
+                    "description": "Deployment strategy.",
+                    "required": ["type"],
+                    "properties": {"type": {"enum": ["RollingUpdate", "Recreate"]}},
+                },
                 "config": config_schema(),
                 "weights": obj(
                     {

@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 import torch
 from PIL import Image
 from torchvision.models import resnet50
+
+from app.launcher import LocalServer
 
 REQUIRE_TOOLS = os.environ.get("VISIONSERVE_REQUIRE_TOOLS") == "1"
 
@@ -64,3 +67,20 @@ def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "resnet50-made-here.pth"
     torch.save(model.state_dict(), path)
     return path
+
+
+RANDOM_SETTINGS = {
+    "weights": "random",
+    "cifar_head": "random",
+    "workers": 2,
+    "torch_threads": 1,
+    "max_batch_size": 8,
+    "max_wait_ms": 20,
+}
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LocalServer]:
+    """A real gunicorn with 2 workers on 127.0.0.1, random weights chosen explicitly."""
+    with LocalServer(RANDOM_SETTINGS) as running:
+        yield running

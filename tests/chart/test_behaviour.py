@@ -91,7 +91,7 @@ def test_termination_grace_covers_pause_drain_and_graceful_timeout(tmp_path: Pat
     documents = render({"shutdown": shutdown})
     pod = _pod_spec(documents)
     assert pod["terminationGracePeriodSeconds"] > 7 + 3 + 40
-    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "7"]
+    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][-1] == "import time; time.sleep(7)"
     settings = _service_config(documents, tmp_path)
     assert (settings.drain_seconds, settings.graceful_timeout) == (3, 40)
 
@@ -230,3 +230,54 @@ def test_notes_explain_port_forward_and_curl() -> None:
     assert "curl -s -H 'Content-Type: image/jpeg'" in text and "helm test visionserve" in text
     assert "RANDOM" not in text.upper().replace("RANDOM WEIGHTS", "")
     assert "meaningless" in notes({"config": {"weights": "random"}})
+
+
+def test_scheduling_settings_pass_through_untouched() -> None:
+    values = yaml.safe_load(Path("charts/visionserve/ci/scheduling-values.yaml").read_text())
+    documents = render(values)
+    pod = _pod_spec(documents)
+    for key in ("affinity", "topologySpreadConstraints", "priorityClassName", "tolerations", "imagePullSecrets"):
+        assert pod[key] == values[key], key
+    deployment = one(documents, "Deployment")
+    assert deployment["spec"]["strategy"] == values["updateStrategy"]
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["example.com/team"] == "vision"
+    test_pod = next(doc for doc in documents if doc["kind"] == "Pod")
+    assert test_pod["spec"]["imagePullSecrets"] == values["imagePullSecrets"]
+
+
+def test_selectors_are_name_and_instance_only_and_skip_the_test_pod() -> None:
+    values = {"networkPolicy": {"enabled": True}, "monitoring": {"serviceMonitor": {"enabled": True}}}
+    documents = render(values)
+    expected = {"app.kubernetes.io/name": "visionserve", "app.kubernetes.io/instance": "visionserve"}
+    deployment = one(documents, "Deployment")
+    assert deployment["spec"]["selector"]["matchLabels"] == expected
+    assert one(documents, "Service")["spec"]["selector"] == expected
+    assert one(documents, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == expected
+    assert one(documents, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"] == expected
+    assert one(documents, "ServiceMonitor")["spec"]["selector"]["matchLabels"] == expected
+    test_labels = next(doc for doc in documents if doc["kind"] == "Pod")["metadata"]["labels"]
+    assert not expected.items() <= test_labels.items()  # the test pod is no replica, no endpoint, no PDB member
+    sources = [peer for rule in one(documents, "NetworkPolicy")["spec"]["ingress"] for peer in rule["from"]]
+    assert {"podSelector": {"matchLabels": {k: test_labels[k] for k in expected}}} in sources
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"weights": {"source": "initContainer"}, "config": {"weights": "/models/mine.pth"}}, "config.weights must be"),
+        ({"config": {"worker_timeout": 900}}, "config.worker_timeout is 900s"),
+        ({"config": {"max_queue": 16}}, "config.max_images (32) exceeds config.max_queue (16)"),
+    ],
+)
+def test_combinations_that_would_crash_loop_fail_at_install(values: dict, message: str) -> None:
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError) as caught:
+        render(values)
+    assert message in str(caught.value)
+
+
+def test_the_init_container_fetches_the_configured_torchvision_weights() -> None:
+    values = {"weights": {"source": "initContainer"}, "config": {"weights": "IMAGENET1K_V1"}}
+    init = _pod_spec(render(values))["initContainers"][0]
+    assert init["args"][:2] == ["--weights", "IMAGENET1K_V1"]

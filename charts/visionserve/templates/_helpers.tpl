@@ -43,6 +43,16 @@ app.kubernetes.io/name: {{ include "visionserve.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* Labels of the helm test pod: not matched by the service's selectors (Service, PDB, HPA, NetworkPolicy). */}}
+{{- define "visionserve.testLabels" -}}
+helm.sh/chart: {{ include "visionserve.chart" . }}
+app.kubernetes.io/name: {{ include "visionserve.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: test
+{{- end }}
+
 {{- define "visionserve.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "visionserve.fullname" .) .Values.serviceAccount.name }}
