@@ -43,9 +43,9 @@ bench: $(STAMP) ## Benchmark: batching on vs off vs the in-process ceiling
 train-cifar-head: $(STAMP) ## Train the CIFAR-10 head on frozen features (downloads CIFAR-10 when online)
 	$(PY) scripts/train_cifar_head.py --data-dir data/cifar10 --output weights/cifar10_head.pt
 
-monitor: ## Start a local Prometheus on 127.0.0.1:9090 scraping the service started by make run
+monitor: ## Start a local Prometheus on 127.0.0.1:9091 scraping the service started by make run
 	prometheus --config.file=monitoring/prometheus.yml --storage.tsdb.path=.prometheus-data \
-		--web.listen-address=127.0.0.1:9090
+		--web.listen-address=127.0.0.1:9091
 
 manifests: $(STAMP) ## Regenerate what is derived: chart schema, kubernetes/ manifests, README values table
 	$(PY) scripts/chart_schema.py

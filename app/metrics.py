@@ -15,6 +15,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
+# Probes and scrapes are not traffic: they would inflate in-flight (an HPA metric) and the request counters.
+UNTRACKED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REJECTION_REASONS = (
     "queue_full",
@@ -91,6 +93,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.workers = Gauge(
+            "visionserve_workers",
+            "Worker processes serving (compare with visionserve_ready).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.model_info = Gauge(
             "visionserve_model_info",
             "The model being served (value 1).",
@@ -120,7 +128,7 @@ class RequestMetricsMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in UNTRACKED_PATHS:
             await self.app(scope, receive, send)
             return
         status = 500

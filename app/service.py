@@ -47,6 +47,7 @@ class Service:
         pool of its own, and two pools on the same cores slow every forward down.
         """
         settings = self.settings
+        self.metrics.workers.set(1)
         Image.MAX_IMAGE_PIXELS = settings.max_pixels
         self.inference_thread = ThreadPoolExecutor(1, thread_name_prefix="inference")
         loop = asyncio.get_running_loop()

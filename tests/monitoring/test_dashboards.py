@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from app.launcher import LocalServer
 from tests.monitoring.conftest import ALERTS, DASHBOARDS, METRIC, dashboard, panel_queries
@@ -52,7 +53,11 @@ def test_datasource_is_a_variable_never_a_uid(path) -> None:
             assert "$namespace" in expr and "$pod" in expr, title
 
 
-def test_every_metric_in_rules_and_dashboards_is_exported(server: LocalServer) -> None:
+def test_every_metric_in_rules_and_dashboards_is_exported(server: LocalServer, jpeg_bytes: bytes) -> None:
+    answer = requests.post(
+        f"{server.url}/v1/predict", data=jpeg_bytes, headers={"Content-Type": "image/jpeg"}, timeout=60
+    )  # request series exist once a request was counted
+    assert answer.status_code == 200
     exported = {name for name, _, _ in samples(server.url)}
     used = set(METRIC.findall(ALERTS.read_text()))
     for path in DASHBOARDS:

@@ -7,6 +7,7 @@ down alert fires. The rules are the shipped file with every `for` shortened to 2
 
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import yaml
 
 from app.launcher import LocalServer, free_port
 from tests.conftest import encode, photo, require_tool
-from tests.monitoring.conftest import ALERTS, DASHBOARDS, MONITORING, panel_queries
+from tests.monitoring.conftest import ALERTS, DASHBOARDS, MONITORING, panel_queries, rules
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 TINY_QUEUE = {
@@ -104,7 +105,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert prometheus.poll() is None, (workdir / "prometheus.log").read_text()
             time.sleep(0.3)
         running = Stack(service, prometheus, url)
-        while time.monotonic() < deadline and not running.query('up{job="visionserve"} == 1'):
+        # One prediction before the first scrape: every series then has a baseline sample, so the traffic that
+        # follows shows up as an increase (rate) however the scrapes fall during the burst.
+        baseline = requests.post(
+            f"{service.url}/v1/predict", data=encode(photo()), timeout=60, headers={"Content-Type": "image/jpeg"}
+        )
+        assert baseline.status_code == 200
+        while time.monotonic() < deadline and not running.query("visionserve_requests_total"):
             time.sleep(0.5)  # target discovery reaches the scrape loop after a few seconds
         yield running
     finally:
@@ -144,17 +151,44 @@ def _drive_traffic(url: str) -> list[int]:
 def test_dashboards_show_data_shedding_alerts_and_down_alerts(stack: Stack) -> None:
     statuses = _drive_traffic(stack.service.url)
     assert 200 in statuses and 503 in statuses and 400 in statuses and 415 in statuses
-    time.sleep(3)  # a few scrapes after the traffic
+    queries = [
+        (
+            f"{path.name}: {title}",
+            expr.replace("$__rate_interval", "5m").replace("$namespace", ".*").replace("$pod", ".*"),
+        )
+        for path in DASHBOARDS
+        for title, expr in panel_queries(path)
+        if "visionserve_" in expr  # cAdvisor / kube-state-metrics panels need a cluster
+    ]
 
-    empty = []
-    for path in DASHBOARDS:
-        for title, expr in panel_queries(path):
-            if "visionserve_" not in expr:
-                continue  # cAdvisor / kube-state-metrics panels need a cluster
-            concrete = expr.replace("$__rate_interval", "5m").replace("$namespace", ".*").replace("$pod", ".*")
-            if not stack.query(concrete):
-                empty.append(f"{path.name}: {title}: {concrete}")
+    def without_data() -> list[str]:
+        """Panels whose query has no finite value yet (a NaN-only answer is no data either)."""
+        return [
+            f"{name}: {expr}"
+            for name, expr in queries
+            if not any(math.isfinite(float(series["value"][1])) for series in stack.query(expr))
+        ]
+
+    deadline = time.monotonic() + 30  # rates need two scrapes after the burst, whatever the scrape timing
+    empty = without_data()
+    while empty and time.monotonic() < deadline:
+        time.sleep(1)
+        empty = without_data()
     assert not empty, empty
+    for expr in (
+        'sum(visionserve_predictions_total{head="cifar10"})',
+        "sum(visionserve_batch_size_count)",
+        'sum(visionserve_rejections_total{reason="unsupported_media_type"})',
+    ):
+        assert float(stack.query(expr)[0]["value"][1]) > 0, expr
+
+    recorded = [rule["record"] for rule in rules() if "record" in rule]
+    missing = recorded
+    deadline = time.monotonic() + 20  # the next rule evaluations record them
+    while missing and time.monotonic() < deadline:
+        missing = [name for name in recorded if not stack.query(name)]
+        time.sleep(0.5)
+    assert recorded and not missing, missing  # the label values the SLO rules select on are real
 
     assert stack.wait_for_alert("VisionserveShedding", timeout=30) == "firing"
     assert stack.alert_state("VisionserveDown") is None

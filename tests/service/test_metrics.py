@@ -73,9 +73,19 @@ def test_raw_paths_and_methods_never_become_labels(server: LocalServer) -> None:
     for path in ("/a1", "/b2", "/c3"):
         requests.get(f"{server.url}{path}", timeout=10)
     for method in ("FOO1", "FOO2", "BAR-X"):
-        requests.request(method, f"{server.url}/healthz", timeout=10)
+        requests.request(method, f"{server.url}/v1/models", timeout=10)
     found = [labels for name, labels, _ in samples(server.url) if name == "visionserve_requests_total"]
     routes = {labels["route"] for labels in found}
     assert not routes & {"/a1", "/b2", "/c3"}
     assert "unmatched" in routes
     assert {labels["method"] for labels in found} <= {"GET", "POST", "HEAD", "other"}
+    assert "other" in {labels["method"] for labels in found}
+
+
+def test_probes_and_scrapes_are_not_traffic(server: LocalServer) -> None:
+    for path in ("/healthz", "/readyz", "/metrics"):
+        requests.get(f"{server.url}{path}", timeout=10)
+    routes = {labels["route"] for name, labels, _ in samples(server.url) if name == "visionserve_requests_total"}
+    assert not routes & {"/healthz", "/readyz", "/metrics"}
+    assert total(server.url, "visionserve_requests_in_flight") == 0  # the scrape itself does not count
+    assert total(server.url, "visionserve_workers") == 2 == total(server.url, "visionserve_ready")
