@@ -21,10 +21,15 @@ def _smoke(url: str, timeout: str = "30") -> subprocess.CompletedProcess[str]:
 def test_smoke_test_passes_against_a_running_service(server: LocalServer) -> None:
     done = _smoke(server.url)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("ok: resnet50") and "RANDOM weights" in done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["PASS /readyz ready", "PASS /healthz answers"]
+    assert "RANDOM weights" in lines[2]
+    assert any(line.startswith("PASS predict imagenet") for line in lines)
+    assert any(line.startswith("PASS predict cifar10") for line in lines)  # the fixture serves both heads
+    assert lines[-1].startswith("PASS /metrics exports")
 
 
 def test_smoke_test_fails_clearly_when_nothing_answers() -> None:
     done = _smoke(f"http://127.0.0.1:{free_port()}", timeout="3")
     assert done.returncode == 1
-    assert "not ready after" in done.stderr
+    assert "smoke test FAILED" in done.stderr and "not ready after" in done.stderr
