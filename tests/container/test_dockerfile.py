@@ -1,0 +1,55 @@
+"""The Dockerfile: hadolint clean, no HIGH/CRITICAL trivy finding, and the shape the chart relies on."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from tests.conftest import require_tool
+from tests.helpers import ROOT
+
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def test_hadolint_is_clean() -> None:
+    done = subprocess.run(
+        [require_tool("hadolint"), str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_trivy_finds_no_high_or_critical_misconfiguration() -> None:
+    done = subprocess.run(
+        [require_tool("trivy"), "config", "--skip-check-update", "--quiet", "--format", "json", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    findings = [
+        (m["Severity"], m["ID"])
+        for result in json.loads(done.stdout).get("Results", [])
+        for m in result.get("Misconfigurations") or []
+    ]
+    assert not [f for f in findings if f[0] in ("HIGH", "CRITICAL")], findings
+
+
+def test_the_image_is_what_the_chart_expects() -> None:
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11", text, re.MULTILINE)
+    assert re.search(r"^ARG TORCH_INDEX_URL=https://download\.pytorch\.org/whl/cpu$", text, re.MULTILINE)
+    assert "torch==2.14.1 torchvision==0.29.1" in text  # the versions pyproject.toml pins
+    assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)  # numeric: runAsNonRoot can verify it
+    assert re.search(r'^ENTRYPOINT \["python", "-m", "app"\]$', text, re.MULTILINE)  # exec form
+    assert "ARG FETCH_WEIGHTS=true" in text and "scripts/fetch_weights.py" in text
+    assert "COPY scripts/smoke_test.py scripts/fetch_weights.py ./scripts/" in text  # helm test + init container
+    assert text.count("FROM ") >= 3 and "COPY --from=builder /opt/venv /opt/venv" in text
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"torch==2.14.1"' in pyproject and '"torchvision==0.29.1"' in pyproject
+
+
+def test_the_build_context_is_only_what_the_image_needs() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignored  # everything is out unless listed
+    assert {"!app/", "!scripts/", "!pyproject.toml", "!README.md"} <= set(ignored)
