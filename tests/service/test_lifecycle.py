@@ -52,7 +52,7 @@ def test_sigterm_fails_readiness_finishes_in_flight_requests_then_exits() -> Non
         "workers": 2,
         "torch_threads": 1,
         "max_batch_size": 1,
-        "drain_seconds": 2,
+        "drain_seconds": 3,
         "graceful_timeout": 30,
     }
     images = [("image", (f"{i}.jpg", encode(photo(size=(300, 200))), "image/jpeg")) for i in range(4)]
@@ -69,7 +69,9 @@ def test_sigterm_fails_readiness_finishes_in_flight_requests_then_exits() -> Non
         time.sleep(0.5)  # the requests are accepted and being answered
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
-        during_drain = requests.post(f"{server.url}/v1/predict", files=images[:1], timeout=60)
+        time.sleep(0.2)  # the signal has landed: what arrives now arrives during the drain
+        late = threading.Thread(target=client)  # answered after the queue ahead of it: may outlast the drain
+        late.start()
         readiness = []
         deadline = time.monotonic() + 20  # polls until the listener closes after the drain
         while time.monotonic() < deadline:
@@ -78,11 +80,11 @@ def test_sigterm_fails_readiness_finishes_in_flight_requests_then_exits() -> Non
             except requests.ConnectionError:
                 break
             time.sleep(0.1)
-        for thread in clients:
+        for thread in [*clients, late]:
             thread.join(timeout=60)
-        state = f"results={results} drain={during_drain.status_code} readiness={readiness}\n{server.log()[-3000:]}"
-        assert results == [200] * 6, state
-        assert during_drain.status_code == 200, state  # draining: readiness fails, traffic routed here is served
+        state = f"results={results} readiness={readiness}\n{server.log()[-3000:]}"
+        # all 7 answered 200, the last one sent during the drain: readiness fails, traffic routed here is served
+        assert results == [200] * 7, state
         # each worker turns 503 as its SIGTERM lands, and keeps serving 503 until its listener closes
         assert readiness[-3:] == [503, 503, 503], state
         assert server.wait_exit(timeout=60) == 0, state

@@ -1,0 +1,98 @@
+"""GitHub Actions workflows: actionlint and zizmor clean, actions pinned by SHA, least privilege, real scripts."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import require_tool
+from tests.helpers import ROOT
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+){0,2}$")
+
+
+def _uses_lines(path: Path) -> list[str]:
+    return [line.split("uses:", 1)[1].strip() for line in path.read_text().splitlines() if "uses:" in line]
+
+
+def test_the_three_workflows_exist() -> None:
+    assert {path.name for path in WORKFLOWS} == {"ci.yml", "release.yml", "deploy.yml"}
+
+
+def test_actionlint_is_clean() -> None:
+    done = subprocess.run(
+        [require_tool("actionlint"), *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zizmor_offline_is_clean() -> None:
+    done = subprocess.run(
+        [require_tool("zizmor"), "--offline", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit_with_its_version(path: Path) -> None:
+    uses = _uses_lines(path)
+    assert uses
+    for line in uses:
+        assert PINNED.match(line), line
+    for line in uses:
+        if line.startswith("aquasecurity/trivy-action@"):
+            major, minor = (int(n) for n in line.split("# v")[1].split(".")[:2])
+            assert (major, minor) >= (0, 35), "trivy-action tags before v0.35.0 were hijacked"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_least_privilege_timeouts_and_concurrency(path: Path) -> None:
+    workflow = yaml.safe_load(path.read_text())
+    assert workflow["permissions"] == {}
+    assert "group" in workflow["concurrency"]
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job and "timeout-minutes" in job, name
+        assert job["permissions"].get("contents") in ("read", None), name
+        for step in job["steps"]:
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, name
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_untrusted_inputs_reach_shell_only_through_env(path: Path) -> None:
+    for job in yaml.safe_load(path.read_text())["jobs"].values():
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), step.get("name")
+
+
+def test_every_script_a_workflow_runs_exists_and_the_values_files_too() -> None:
+    text = "\n".join(path.read_text() for path in WORKFLOWS)
+    pattern = r"(?<![\w/])(?:scripts/[\w.-]+\.py|\.ci/run|charts/visionserve/ci/[\w.-]+\.yaml)"
+    referenced = set(re.findall(pattern, text))
+    assert {"scripts/smoke_test.py", "scripts/rollout_check.py", ".ci/run"} <= referenced
+    for relative in referenced:
+        assert (ROOT / relative).is_file(), relative
+
+
+def test_deploy_waits_longer_than_the_startup_probe_and_rolls_back_on_failure() -> None:
+    deploy = (ROOT / ".github" / "workflows" / "deploy.yml").read_text()
+    values = yaml.safe_load((ROOT / "charts" / "visionserve" / "values.yaml").read_text())
+    startup = values["probes"]["startup"]
+    timeout_minutes = int(re.search(r"--timeout (\d+)m", deploy).group(1))
+    assert timeout_minutes * 60 > startup["periodSeconds"] * startup["failureThreshold"]
+    assert "--atomic" in deploy and "environment: production" in deploy and "image.digest=" in deploy
