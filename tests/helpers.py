@@ -75,3 +75,10 @@ def train_tiny_head(output: Path, train_size: int = 64, test_size: int = 32) -> 
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def run_script(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run one of the repository's scripts with this interpreter, from the repository root."""
+    return subprocess.run(
+        [sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import kubernetes_validate
 import yaml
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_script
 
 
 def test_plain_manifests_equal_a_fresh_render() -> None:
-    done = subprocess.run(
-        [sys.executable, "scripts/render_manifests.py", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_script("scripts/render_manifests.py", "--check")
     assert done.returncode == 0, done.stderr
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import helm_python as helm
 import pytest
 
 from tests.chart.conftest import CHART, NAMESPACE
-from tests.helpers import ROOT
+from tests.helpers import run_script
 
 WRONG_VALUES = {
     "minimum replicas zero": ({"autoscaling": {"minReplicas": 0}}, "/autoscaling/minReplicas"),
@@ -48,26 +46,12 @@ def test_the_default_values_pass_the_schema() -> None:
 
 
 def test_the_schema_is_generated_from_the_services_settings() -> None:
-    done = subprocess.run(
-        [sys.executable, "scripts/chart_schema.py", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_script("scripts/chart_schema.py", "--check")
     assert done.returncode == 0, done.stderr
 
 
 def test_the_readme_values_table_is_current() -> None:
-    done = subprocess.run(
-        [sys.executable, "scripts/values_table.py", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_script("scripts/values_table.py", "--check")
     assert done.returncode == 0, done.stderr
 
 

@@ -20,31 +20,28 @@ def _uses_lines(path: Path) -> list[str]:
     return [line.split("uses:", 1)[1].strip() for line in path.read_text().splitlines() if "uses:" in line]
 
 
+def _lint(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require_tool(tool), *args, *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+
+
 def test_the_three_workflows_exist() -> None:
     assert {path.name for path in WORKFLOWS} == {"ci.yml", "release.yml", "deploy.yml"}
 
 
 def test_actionlint_is_clean() -> None:
-    done = subprocess.run(
-        [require_tool("actionlint"), *map(str, WORKFLOWS)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
+    done = _lint("actionlint")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_zizmor_offline_is_clean() -> None:
-    done = subprocess.run(
-        [require_tool("zizmor"), "--offline", *map(str, WORKFLOWS)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
+    done = _lint("zizmor", "--offline")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
