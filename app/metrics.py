@@ -131,22 +131,28 @@ class RequestMetricsMiddleware:
         if scope["type"] != "http" or scope["path"] in UNTRACKED_PATHS:
             await self.app(scope, receive, send)
             return
-        status = 500
         start = time.perf_counter()
+        counted = False
 
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
+        def count(status: int) -> None:
+            """Once per request, before the answer leaves: a client that has its answer sees it counted."""
+            nonlocal counted
+            counted = True
             self.metrics.in_flight.dec()
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
             self.metrics.requests.labels(label, method, str(status)).inc()
             self.metrics.request_seconds.labels(label).observe(time.perf_counter() - start)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                count(message["status"])
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if not counted:  # no answer started: an error the server error middleware turns into a 500
+                count(500)
