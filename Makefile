@@ -47,7 +47,8 @@ monitor: ## Start a local Prometheus on 127.0.0.1:9091 scraping the service star
 	prometheus --config.file=monitoring/prometheus.yml --storage.tsdb.path=.prometheus-data \
 		--web.listen-address=127.0.0.1:9091
 
-manifests: $(STAMP) ## Regenerate what is derived: chart schema, kubernetes/ manifests, README values table
+manifests: $(STAMP) ## Regenerate what is derived: chart files/ and schema, kubernetes/ manifests, values table
+	$(PY) scripts/chart_files.py
 	$(PY) scripts/chart_schema.py
 	$(PY) scripts/render_manifests.py
 	$(PY) scripts/values_table.py

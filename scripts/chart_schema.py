@@ -55,6 +55,63 @@ def free_list(description: str) -> dict[str, Any]:
     return {"type": "array", "description": description, "items": {"type": "object"}}
 
 
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same schema, also accepting null (Helm deletes a key set to null, so the template drops it)."""
+    kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    widened = {**schema, "type": [*kinds, "null"]}
+    if "enum" in schema:
+        widened["enum"] = [*schema["enum"], None]
+    return widened
+
+
+def security_context(description: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A Kubernetes security context whose every field may be set to null to drop it (OpenShift's SCC sets UIDs)."""
+    return obj({name: nullable(schema) for name, schema in fields.items()}, description=description)
+
+
+SECCOMP_PROFILE = obj(
+    {
+        "type": string("Seccomp profile type.", enum=["RuntimeDefault", "Localhost", "Unconfined"]),
+        "localhostProfile": string("Profile file on the node, for type Localhost."),
+    },
+    ("type",),
+)
+# The fields both a pod's and a container's securityContext have.
+RUN_AS = {
+    "runAsNonRoot": boolean("Refuse to start as root."),
+    "runAsUser": integer("UID; null leaves it to the platform.", 0),
+    "runAsGroup": integer("Primary GID; null leaves it to the platform.", 0),
+    "seccompProfile": SECCOMP_PROFILE,
+    "seLinuxOptions": free_map("SELinux level, role, type and user."),
+    "appArmorProfile": {"type": "object", "description": "AppArmor profile."},
+}
+POD_SECURITY_CONTEXT = security_context(
+    "Pod securityContext of every pod of the chart; a field set to null is dropped.",
+    {
+        **RUN_AS,
+        "fsGroup": integer("Group owning mounted volumes; null leaves it to the platform.", 0),
+        "fsGroupChangePolicy": string("When volume ownership changes.", enum=["Always", "OnRootMismatch"]),
+        "supplementalGroups": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "sysctls": free_list("Namespaced sysctls."),
+    },
+)
+CONTAINER_SECURITY_CONTEXT = security_context(
+    "securityContext of every container of the chart; a field set to null is dropped.",
+    {
+        **RUN_AS,
+        "allowPrivilegeEscalation": boolean("Allow setuid gains."),
+        "readOnlyRootFilesystem": boolean("Read-only root file system."),
+        "privileged": boolean("Privileged container."),
+        "capabilities": obj(
+            {
+                "add": {"type": "array", "items": {"type": "string"}},
+                "drop": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
+        "procMount": string("proc mount type.", enum=["Default", "Unmasked"]),
+    },
+)
+
 QUANTITY = {"type": ["string", "integer", "number"], "pattern": r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"}
 CPU = {"type": ["string", "integer", "number"], "pattern": r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"}
 
@@ -288,6 +345,8 @@ def values_schema() -> dict[str, Any]:
                 "topologySpreadConstraints": free_list("Topology spread constraints."),
                 "priorityClassName": string("PriorityClass."),
                 "extraEnv": free_list("Extra environment variables."),
+                "podSecurityContext": POD_SECURITY_CONTEXT,
+                "containerSecurityContext": CONTAINER_SECURITY_CONTEXT,
                 "tests": obj({"image": string("Test pod image; empty means the service image.")}),
             }
         ),

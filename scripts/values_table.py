@@ -1,7 +1,7 @@
-"""The README's chart values table, made from values.yaml and its `# --` comments (one source).
+"""The chart README's values table, made from values.yaml and its `# --` comments (one source).
 
-python scripts/values_table.py           # rewrite the table in README.md
-python scripts/values_table.py --check   # exit 1 when the README's table is stale
+python scripts/values_table.py           # rewrite the table in charts/visionserve/README.md
+python scripts/values_table.py --check   # exit 1 when the chart README's table is stale
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES = ROOT / "charts" / "visionserve" / "values.yaml"
-README = ROOT / "README.md"
+README = ROOT / "charts" / "visionserve" / "README.md"
 BEGIN, END = "<!-- values-table:begin -->", "<!-- values-table:end -->"
 KEY = re.compile(r"^( *)([A-Za-z][\w.-]*):")
 
@@ -70,13 +70,15 @@ def with_table(readme: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 when README.md's table is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the chart README's table is stale")
     args = parser.parse_args(argv)
     readme = README.read_text()
     updated = with_table(readme)
     if args.check:
         if updated != readme:
-            print("README.md values table is stale: run python scripts/values_table.py", file=sys.stderr)
+            print(
+                f"{README.relative_to(ROOT)} values table is stale: run python scripts/values_table.py", file=sys.stderr
+            )
             return 1
         return 0
     README.write_text(updated)

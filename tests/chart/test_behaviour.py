@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import helm_python as helm
 import pytest
 import yaml
 
-from app.settings import Settings, load_settings
-from tests.chart.conftest import kinds, notes, one, render
+from tests.chart.conftest import CHART, kinds, notes, one, pod_specs, render, service_config, values_of
 
 
 def _pod_spec(documents: list[dict]) -> dict:
@@ -17,14 +17,6 @@ def _pod_spec(documents: list[dict]) -> dict:
 
 def _container(documents: list[dict]) -> dict:
     return _pod_spec(documents)["containers"][0]
-
-
-def _service_config(documents: list[dict], tmp_path: Path) -> Settings:
-    """The ConfigMap's config.yaml, read by the service's own settings loader."""
-    config = tmp_path / "config.yaml"
-    config_map = next(d for d in documents if d["kind"] == "ConfigMap" and "config.yaml" in d["data"])
-    config.write_text(config_map["data"]["config.yaml"])
-    return load_settings(environ={}, config_file=config)
 
 
 def test_hpa_scales_3_to_10_and_the_deployment_leaves_replicas_to_it() -> None:
@@ -61,18 +53,67 @@ def test_probes_point_at_the_services_endpoints() -> None:
     assert all(container[p]["httpGet"]["port"] == "http" for p in ("startupProbe", "readinessProbe", "livenessProbe"))
 
 
+RESTRICTED_POD = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+PLATFORM_IDS = {"runAsUser", "runAsGroup", "fsGroup"}  # what OpenShift's SCC may assign instead
+
+
+def _security_contexts(documents: list[dict]) -> list[tuple[dict, list[dict]]]:
+    """(pod securityContext, [container securityContexts]) of every pod the chart renders."""
+    return [
+        (pod["securityContext"], [c["securityContext"] for c in pod.get("initContainers", []) + pod["containers"]])
+        for pod in pod_specs(documents)
+    ]
+
+
+def _without(context: dict, keys: set[str]) -> dict:
+    return {key: value for key, value in context.items() if key not in keys}
+
+
 def test_pods_run_restricted(ci_values: dict) -> None:
     documents = render(ci_values)
-    pods = [_pod_spec(documents)] + [doc["spec"] for doc in documents if doc["kind"] == "Pod"]
-    for pod in pods:
-        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
-        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    for pod, containers in _security_contexts(documents):
+        assert _without(pod, PLATFORM_IDS) == _without(RESTRICTED_POD, PLATFORM_IDS)
+        assert all(_without(c, PLATFORM_IDS) == _without(RESTRICTED_CONTAINER, PLATFORM_IDS) for c in containers)
+    for pod in pod_specs(documents):
         assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
         for container in pod.get("initContainers", []) + pod["containers"]:
-            context = container["securityContext"]
-            assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
-            assert context["capabilities"]["drop"] == ["ALL"] and context["runAsNonRoot"] is True
             assert "limits" in container["resources"] and "requests" in container["resources"]
+
+
+def test_defaults_render_the_restricted_contexts_on_every_pod_and_container() -> None:
+    contexts = _security_contexts(render({"weights": {"source": "initContainer"}}))
+    assert [len(containers) for _, containers in contexts] == [2, 1]  # init + service, helm test
+    for pod, containers in contexts:
+        assert pod == RESTRICTED_POD and containers == [RESTRICTED_CONTAINER] * len(containers)
+
+
+def test_openshift_values_leave_the_ids_to_the_platform() -> None:
+    values = {**values_of(CHART / "ci" / "openshift-values.yaml"), "weights": {"source": "initContainer"}}
+    for pod, containers in _security_contexts(render(values)):
+        assert pod == _without(RESTRICTED_POD, PLATFORM_IDS)
+        assert containers == [_without(RESTRICTED_CONTAINER, PLATFORM_IDS)] * len(containers)
+
+
+def test_security_context_fields_can_be_added() -> None:
+    values = {"podSecurityContext": {"supplementalGroups": [4000]}, "containerSecurityContext": {"privileged": False}}
+    for pod, containers in _security_contexts(render(values)):
+        assert pod == {**RESTRICTED_POD, "supplementalGroups": [4000]}
+        assert containers == [{**RESTRICTED_CONTAINER, "privileged": False}] * len(containers)
 
 
 def test_writable_paths_are_empty_dirs() -> None:
@@ -92,7 +133,7 @@ def test_termination_grace_covers_pause_drain_and_graceful_timeout(tmp_path: Pat
     pod = _pod_spec(documents)
     assert pod["terminationGracePeriodSeconds"] > 7 + 3 + 40
     assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][-1] == "import time; time.sleep(7)"
-    settings = _service_config(documents, tmp_path)
+    settings = service_config(documents, tmp_path)
     assert (settings.drain_seconds, settings.graceful_timeout) == (3, 40)
 
 
@@ -103,7 +144,7 @@ def test_gpu_values_add_limits_selector_toleration_runtime_and_cuda(tmp_path: Pa
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert pod["runtimeClassName"] == "nvidia"
-    settings = _service_config(documents, tmp_path)
+    settings = service_config(documents, tmp_path)
     assert (settings.device, settings.workers, settings.torch_threads) == ("cuda", 2, 4)  # 8 CPUs / 2 workers
 
 
@@ -112,7 +153,7 @@ def test_cpu_values_have_no_trace_of_gpus(tmp_path: Path) -> None:
     pod = _pod_spec(documents)
     assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
     assert "nodeSelector" not in pod and "tolerations" not in pod and "runtimeClassName" not in pod
-    settings = _service_config(documents, tmp_path)
+    settings = service_config(documents, tmp_path)
     assert (settings.device, settings.workers, settings.torch_threads) == ("cpu", 1, 2)
 
 
@@ -125,14 +166,8 @@ def test_the_gpu_node_selector_is_overridable() -> None:
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4", "pool": "inference"}
 
 
-@pytest.mark.parametrize(("cpu", "threads"), [("2", 2), ("1500m", 1), ("500m", 1), ("4", 4), (3, 3)])
-def test_torch_threads_follow_the_cpu_limit(cpu: object, threads: int, tmp_path: Path) -> None:
-    resources = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": cpu, "memory": "2Gi"}}
-    assert _service_config(render({"resources": resources}), tmp_path).torch_threads == threads
-
-
 def test_the_config_map_is_accepted_by_the_services_settings_loader(ci_values: dict, tmp_path: Path) -> None:
-    settings = _service_config(render(ci_values), tmp_path)
+    settings = service_config(render(ci_values), tmp_path)
     assert settings.host == "0.0.0.0" and settings.port == 8080
     for key, value in ci_values.get("config", {}).items():
         assert getattr(settings, key) == value
@@ -194,7 +229,7 @@ def test_dashboards_carry_the_monitoring_json_unchanged() -> None:
 
 def test_weights_from_an_init_container_or_a_claim() -> None:
     init = _pod_spec(render({"weights": {"source": "initContainer"}}))
-    assert init["initContainers"][0]["command"][:2] == ["python", "scripts/fetch_weights.py"]
+    assert init["initContainers"][0]["command"] == ["visionserve", "fetch-weights"]
     assert {"name": "TORCH_HOME", "value": "/models/torch"} in init["containers"][0]["env"]
     claim = _pod_spec(render({"weights": {"source": "existingClaim", "existingClaim": "weights-pvc"}}))
     volume = next(v for v in claim["volumes"] if v["name"] == "weights")
@@ -221,7 +256,7 @@ def test_helm_test_pod_checks_readiness_and_a_prediction() -> None:
     pod = next(doc for doc in render() if doc["kind"] == "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     command = pod["spec"]["containers"][0]["command"]
-    assert command[:2] == ["python", "scripts/smoke_test.py"] and command[-1] == "http://visionserve:80"
+    assert command == ["visionserve", "smoke-test", "--url", "http://visionserve:80"]
 
 
 def test_notes_explain_port_forward_and_curl() -> None:
@@ -267,14 +302,24 @@ def test_selectors_are_name_and_instance_only_and_skip_the_test_pod() -> None:
         ({"weights": {"source": "initContainer"}, "config": {"weights": "/models/mine.pth"}}, "config.weights must be"),
         ({"config": {"worker_timeout": 900}}, "config.worker_timeout is 900s"),
         ({"config": {"max_queue": 16}}, "config.max_images (32) exceeds config.max_queue (16)"),
+        ({"weights": {"source": "existingClaim"}}, "weights.existingClaim is required when weights.source is"),
+        ({"autoscaling": {"minReplicas": 5, "maxReplicas": 4}}, "minReplicas (5) must not exceed"),
     ],
 )
 def test_combinations_that_would_crash_loop_fail_at_install(values: dict, message: str) -> None:
-    import helm_python as helm
-
     with pytest.raises(helm.HelmError) as caught:
         render(values)
-    assert message in str(caught.value)
+    assert "VALUES VALIDATION:" in str(caught.value) and message in str(caught.value)
+
+
+def test_every_wrong_combination_is_reported_at_once() -> None:
+    values = {"config": {"max_queue": 16, "worker_timeout": 900}, "weights": {"source": "existingClaim"}}
+    with pytest.raises(helm.HelmError) as caught:
+        render(values)
+    message = str(caught.value)
+    assert message.count("VALUES VALIDATION:") == 1
+    for expected in ("config.worker_timeout is 900s", "exceeds config.max_queue (16)", "weights.existingClaim is"):
+        assert expected in message
 
 
 def test_the_init_container_fetches_the_configured_torchvision_weights() -> None:

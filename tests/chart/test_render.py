@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.chart.conftest import CHART, NAMESPACE, render
+from tests.chart.conftest import CHART, CI_VALUES, NAMESPACE, render, values_of
 from tests.chart.crd_schemas import CRD_SCHEMAS
 
 OLDEST_KUBERNETES, NEWEST_KUBERNETES = "1.29.0", "1.37.0"  # Chart.yaml kubeVersion: >=1.29.0-0
@@ -35,10 +37,30 @@ def test_builtin_objects_pass_strict_kubernetes_schemas(ci_values: dict, version
         kubernetes_validate.validate(doc, version, strict=True)  # raises on unknown or mistyped fields
 
 
-def test_prometheus_operator_objects_match_their_crd_fields(ci_values: dict) -> None:
-    for doc in render(ci_values):
-        if doc["kind"] in CRD_SCHEMAS:
-            jsonschema.validate(doc, CRD_SCHEMAS[doc["kind"]])
+def _enables_prometheus_operator(values: dict) -> bool:
+    monitoring = values.get("monitoring", {})
+    return any(monitoring.get(key, {}).get("enabled") for key in ("serviceMonitor", "prometheusRule"))
+
+
+def _crd_objects(values: dict) -> list[dict]:
+    return [doc for doc in render(values) if doc["kind"] in CRD_SCHEMAS]
+
+
+CRD_CI_VALUES = [path for path in CI_VALUES if _enables_prometheus_operator(values_of(path))]
+
+
+@pytest.mark.parametrize("path", CRD_CI_VALUES, ids=lambda path: path.name.removesuffix("-values.yaml"))
+def test_prometheus_operator_objects_match_their_crd_fields(path: Path) -> None:
+    checked = 0
+    for doc in _crd_objects(values_of(path)):
+        jsonschema.validate(doc, CRD_SCHEMAS[doc["kind"]])
+        checked += 1
+    assert checked > 0, f"{path.name} enables monitoring but rendered no ServiceMonitor or PrometheusRule"
+
+
+def test_the_ci_values_that_render_crd_objects_are_exactly_those_checked() -> None:
+    rendering = [path for path in CI_VALUES if _crd_objects(values_of(path))]
+    assert rendering and rendering == CRD_CI_VALUES
 
 
 def test_the_crd_check_catches_a_wrong_field() -> None:

@@ -106,25 +106,54 @@ app.kubernetes.io/component: test
 {{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
 {{- end }}
 
-{{/* The restricted container security context, shared by every container of the chart. */}}
-{{- define "visionserve.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-capabilities:
-  drop:
-    - ALL
-seccompProfile:
-  type: RuntimeDefault
+{{/*
+Every check of the values that the schema cannot express (combinations of keys), Bitnami style:
+each check yields a message or nothing, and one fail reports them all, so a wrong install is fixed in one go.
+*/}}
+{{- define "visionserve.validateValues" -}}
+{{- $messages := list
+  (include "visionserve.validateValues.startupProbe" .)
+  (include "visionserve.validateValues.queue" .)
+  (include "visionserve.validateValues.autoscaling" .)
+  (include "visionserve.validateValues.initContainerWeights" .)
+  (include "visionserve.validateValues.existingClaim" .)
+}}
+{{- $messages = without $messages "" }}
+{{- if $messages }}
+{{- printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages) | fail }}
+{{- end }}
 {{- end }}
 
-{{- define "visionserve.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
-seccompProfile:
-  type: RuntimeDefault
+{{/* The kubelet must not restart a pod that is still loading its model. */}}
+{{- define "visionserve.validateValues.startupProbe" -}}
+{{- $startup := mul .Values.probes.startup.periodSeconds .Values.probes.startup.failureThreshold }}
+{{- if lt (int $startup) (int .Values.config.worker_timeout) }}
+{{- printf "probes.startup allows %ds (periodSeconds x failureThreshold) but config.worker_timeout is %ds: the kubelet would restart a pod that is still loading its model" (int $startup) (int .Values.config.worker_timeout) }}
+{{- end }}
+{{- end }}
+
+{{/* The service refuses a request size its queue cannot hold. */}}
+{{- define "visionserve.validateValues.queue" -}}
+{{- if gt (int .Values.config.max_images) (int .Values.config.max_queue) }}
+{{- printf "config.max_images (%d) exceeds config.max_queue (%d): the service refuses to start" (int .Values.config.max_images) (int .Values.config.max_queue) }}
+{{- end }}
+{{- end }}
+
+{{- define "visionserve.validateValues.autoscaling" -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
+{{- end }}
+{{- end }}
+
+{{/* The init container fetches torchvision's weights only. */}}
+{{- define "visionserve.validateValues.initContainerWeights" -}}
+{{- if and (eq .Values.weights.source "initContainer") (not (has .Values.config.weights (list "imagenet" "IMAGENET1K_V1" "IMAGENET1K_V2"))) }}
+{{- printf "weights.source initContainer fetches torchvision weights: config.weights must be imagenet, IMAGENET1K_V1 or IMAGENET1K_V2, not %q" .Values.config.weights }}
+{{- end }}
+{{- end }}
+
+{{- define "visionserve.validateValues.existingClaim" -}}
+{{- if and (eq .Values.weights.source "existingClaim") (not .Values.weights.existingClaim) }}
+{{- print "weights.existingClaim is required when weights.source is existingClaim" }}
+{{- end }}
 {{- end }}
