@@ -23,11 +23,10 @@ ARG FETCH_WEIGHTS=true
 ARG WEIGHTS=imagenet
 ARG WEIGHTS_SHA256=""
 ENV TORCH_HOME=/opt/visionserve/torch
-COPY scripts/fetch_weights.py ./scripts/fetch_weights.py
-# verified by fetch_weights.py: the full sha256 when given, else torchvision's published hash prefix
+# verified by fetch-weights: the full sha256 when given, else torchvision's published hash prefix
 RUN mkdir -p "${TORCH_HOME}" \
     && if [ "${FETCH_WEIGHTS}" = "true" ]; then \
-         python scripts/fetch_weights.py --weights "${WEIGHTS}" --sha256 "${WEIGHTS_SHA256}"; \
+         visionserve fetch-weights --weights "${WEIGHTS}" --sha256 "${WEIGHTS_SHA256}"; \
        fi
 
 FROM ${BASE_IMAGE}
@@ -46,10 +45,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /opt/visionserve
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=weights /opt/visionserve/torch /opt/visionserve/torch
-# the app is installed in the venv; the scripts the chart runs (init container, helm test) sit beside it
-COPY scripts/smoke_test.py scripts/fetch_weights.py ./scripts/
+# the app is installed in the venv, with the `visionserve` command the chart runs (serve, fetch-weights, smoke-test)
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
-ENTRYPOINT ["python", "-m", "app"]
+ENTRYPOINT ["visionserve", "serve"]

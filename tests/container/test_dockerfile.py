@@ -6,8 +6,7 @@ import json
 import re
 import subprocess
 
-from tests.conftest import require_tool
-from tests.helpers import ROOT
+from tests.helpers import ROOT, require_tool
 
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -41,15 +40,16 @@ def test_the_image_is_what_the_chart_expects() -> None:
     assert re.search(r"^ARG TORCH_INDEX_URL=https://download\.pytorch\.org/whl/cpu$", text, re.MULTILINE)
     assert "torch==2.14.1 torchvision==0.29.1" in text  # the versions pyproject.toml pins
     assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)  # numeric: runAsNonRoot can verify it
-    assert re.search(r'^ENTRYPOINT \["python", "-m", "app"\]$', text, re.MULTILINE)  # exec form
-    assert "ARG FETCH_WEIGHTS=true" in text and "scripts/fetch_weights.py" in text
-    assert "COPY scripts/smoke_test.py scripts/fetch_weights.py ./scripts/" in text  # helm test + init container
+    assert re.search(r'^ENTRYPOINT \["visionserve", "serve"\]$', text, re.MULTILINE)  # exec form, the console script
+    assert "ARG FETCH_WEIGHTS=true" in text and "visionserve fetch-weights --weights" in text
+    assert "scripts/" not in text  # the chart's init container and helm test run the installed `visionserve`
     assert text.count("FROM ") >= 3 and "COPY --from=builder /opt/venv /opt/venv" in text
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"torch==2.14.1"' in pyproject and '"torchvision==0.29.1"' in pyproject
+    assert 'visionserve = "app.cli:main"' in pyproject  # the ENTRYPOINT's console script
 
 
 def test_the_build_context_is_only_what_the_image_needs() -> None:
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignored  # everything is out unless listed
-    assert {"!app/", "!scripts/", "!pyproject.toml", "!README.md"} <= set(ignored)
+    assert {"!app/", "!pyproject.toml", "!README.md"} <= set(ignored)

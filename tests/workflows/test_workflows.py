@@ -1,16 +1,17 @@
-"""GitHub Actions workflows: actionlint and zizmor clean, actions pinned by SHA, least privilege, real scripts."""
+"""GitHub Actions workflows: actionlint and zizmor clean, actions pinned by SHA, least privilege, real commands."""
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import require_tool
-from tests.helpers import ROOT
+from app.cli import build_parser
+from tests.helpers import ROOT, require_tool
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+){0,2}$")
@@ -81,9 +82,25 @@ def test_every_script_a_workflow_runs_exists_and_the_values_files_too() -> None:
     text = "\n".join(path.read_text() for path in WORKFLOWS)
     pattern = r"(?<![\w/])(?:scripts/[\w.-]+\.py|\.ci/run|charts/visionserve/ci/[\w.-]+\.yaml)"
     referenced = set(re.findall(pattern, text))
-    assert {"scripts/smoke_test.py", "scripts/rollout_check.py", ".ci/run"} <= referenced
+    assert {"scripts/rollout_check.py", ".ci/run"} <= referenced
     for relative in referenced:
         assert (ROOT / relative).is_file(), relative
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "deploy.yml"])
+def test_the_smoke_test_is_the_installed_visionserve_command_with_valid_arguments(name: str) -> None:
+    runs = [step.get("run", "") for job in _jobs(name) for step in job["steps"]]
+    installs = next(i for i, run in enumerate(runs) if "pip install --no-deps ." in run)
+    lines = [(i, line.strip()) for i, run in enumerate(runs) for line in run.splitlines()]
+    commands = [(i, line) for i, line in lines if line.startswith("visionserve ")]
+    assert any(line.startswith("visionserve smoke-test ") for _, line in commands)
+    for index, line in commands:
+        assert index > installs, line
+        build_parser().parse_args(shlex.split(line)[1:])  # a wrong subcommand or flag exits 2 here
+
+
+def _jobs(name: str) -> list[dict]:
+    return list(yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())["jobs"].values())
 
 
 def test_deploy_waits_longer_than_the_startup_probe_and_rolls_back_on_failure() -> None:

@@ -2,6 +2,7 @@
 
 Run it where a network exists (a CI job, an init container, a laptop), then serve with
 VISIONSERVE_WEIGHTS=imagenet (the cache) or VISIONSERVE_WEIGHTS=<file> plus VISIONSERVE_WEIGHTS_SHA256.
+Prints `path=<file>` and `sha256=<hex>` on success.
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
-from app.models.weights import WeightsError, check_digest, sha256_of, torchvision_weights
+from app.cli.exits import FAILED, OK, USAGE, CommandError
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "fetch-weights",
+        help="download torchvision weights into the torch cache, verified",
+        description=__doc__,
+        epilog=f"exit codes:\n  {OK}  fetched and verified\n  {FAILED}  unknown name, download failed or sha256 "
+        f"mismatch (nothing reaches the cache)\n  {USAGE}  usage error",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--weights", default="imagenet", help="torchvision weights name: imagenet (= IMAGENET1K_V2) or IMAGENET1K_V1"
     )
@@ -34,40 +40,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="base URL of a mirror that holds the same file name (e.g. an internal artifact store)",
     )
     parser.add_argument("--sha256", default="", help="expected full sha256; else the hash prefix in the file name")
-    return parser.parse_args(argv)
+    parser.set_defaults(run=run)
 
 
 def fetch(weights_name: str, output_dir: Path | None, mirror: str | None, expected_sha256: str) -> tuple[Path, str]:
     """Download to a scratch file, verify, then move into place; returns (path, sha256)."""
+    import torch  # here, not at the top: the other commands (and --help) start without torch
+
+    from app.models.weights import WeightsError, check_digest, sha256_of, torchvision_weights
+
     weights = torchvision_weights(weights_name)
     if weights is None:
-        raise WeightsError(
+        raise CommandError(
             f"unknown torchvision weights {weights_name!r}; use imagenet, IMAGENET1K_V1 or IMAGENET1K_V2"
         )
     filename = os.path.basename(weights.url)
     url = f"{mirror.rstrip('/')}/{filename}" if mirror else weights.url
     directory = output_dir or Path(torch.hub.get_dir()) / "checkpoints"
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / filename
-    with tempfile.TemporaryDirectory(dir=directory) as scratch:
-        partial = Path(scratch) / filename
-        torch.hub.download_url_to_file(url, str(partial), progress=sys.stderr.isatty())
-        digest = sha256_of(partial)
-        check_digest(partial, digest, expected_sha256, "weights")
-        partial.replace(target)  # only a verified file ever reaches the cache
-    return target, digest
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
-        path, digest = fetch(args.weights, args.output_dir, args.mirror, args.sha256)
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=directory) as scratch:
+            partial = Path(scratch) / filename
+            torch.hub.download_url_to_file(url, str(partial), progress=sys.stderr.isatty())
+            digest = sha256_of(partial)
+            check_digest(partial, digest, expected_sha256, "weights")
+            partial.replace(directory / filename)  # only a verified file ever reaches the cache
     except (WeightsError, OSError) as exc:
-        print(f"fetch_weights: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from None
+    return directory / filename, digest
+
+
+def run(args: argparse.Namespace) -> int:
+    path, digest = fetch(args.weights, args.output_dir, args.mirror, args.sha256)
     print(f"path={path}\nsha256={digest}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return OK

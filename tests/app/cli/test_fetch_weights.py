@@ -1,9 +1,8 @@
-"""scripts/fetch_weights.py: a mirror (here a file:// folder) into the torch cache, verified, then served."""
+"""`visionserve fetch-weights`: a mirror (here a file:// folder) into the torch cache, verified, then served."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,8 @@ import torch
 from torchvision.models import ResNet50_Weights, resnet50
 
 from app.models.weights import load_backbone_state, sha256_of
+from tests.app.cli.command import own_lines, visionserve
 
-ROOT = Path(__file__).resolve().parents[2]
 FILENAME = Path(ResNet50_Weights.IMAGENET1K_V2.url).name
 
 
@@ -24,16 +23,8 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _fetch(torch_home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "scripts/fetch_weights.py", *args],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"TORCH_HOME": str(torch_home), "PATH": "/usr/bin:/bin"},
-    )
+def _fetch(torch_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return visionserve("fetch-weights", *args, env={"TORCH_HOME": str(torch_home), "PATH": "/usr/bin:/bin"})
 
 
 def test_fetch_puts_a_verified_file_in_the_cache_and_the_loader_finds_it(
@@ -42,8 +33,9 @@ def test_fetch_puts_a_verified_file_in_the_cache_and_the_loader_finds_it(
     digest = sha256_of(mirror / FILENAME)
     done = _fetch(tmp_path, "--mirror", mirror.as_uri(), "--sha256", digest)
     assert done.returncode == 0, done.stderr
-    assert f"sha256={digest}" in done.stdout
-    assert (tmp_path / "hub" / "checkpoints" / FILENAME).is_file()
+    target = tmp_path / "hub" / "checkpoints" / FILENAME
+    assert done.stdout.splitlines() == [f"path={target}", f"sha256={digest}"]
+    assert target.is_file()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     _, info = load_backbone_state("imagenet", digest, seed=0)
     assert info.kind == "torchvision" and info.sha256 == digest
@@ -51,7 +43,7 @@ def test_fetch_puts_a_verified_file_in_the_cache_and_the_loader_finds_it(
 
 def test_a_file_that_does_not_match_never_reaches_the_cache(mirror: Path, tmp_path: Path) -> None:
     wrong = _fetch(tmp_path, "--mirror", mirror.as_uri(), "--sha256", "0" * 64)
-    assert wrong.returncode == 1 and "sha256 mismatch" in wrong.stderr
+    assert wrong.returncode == 1 and "sha256 mismatch" in own_lines(wrong.stderr, "fetch-weights")[0]
     prefix_only = _fetch(tmp_path, "--mirror", mirror.as_uri())  # our file cannot match torchvision's hash prefix
     assert prefix_only.returncode == 1 and "does not start with 11ad3fa6" in prefix_only.stderr
     assert not (tmp_path / "hub" / "checkpoints" / FILENAME).exists()
@@ -59,4 +51,6 @@ def test_a_file_that_does_not_match_never_reaches_the_cache(mirror: Path, tmp_pa
 
 def test_unknown_weights_names_are_refused(tmp_path: Path) -> None:
     done = _fetch(tmp_path, "--weights", "IMAGENET22K")
-    assert done.returncode == 1 and "unknown torchvision weights" in done.stderr
+    assert done.returncode == 1
+    (line,) = own_lines(done.stderr, "fetch-weights")
+    assert "unknown torchvision weights 'IMAGENET22K'; use imagenet" in line

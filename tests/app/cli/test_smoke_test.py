@@ -1,23 +1,20 @@
-"""scripts/smoke_test.py (what `helm test` runs) against a real server, and against nothing."""
+"""`visionserve smoke-test` (what `helm test` runs) against a real server, and against nothing."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-from app.launcher import LocalServer, free_port
-from tests.helpers import ROOT
-
-pytestmark = pytest.mark.service
+from tests.app.cli.command import visionserve
+from tests.harness.local_server import LocalServer, free_port
 
 
 def _smoke(url: str, timeout: str = "30") -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "scripts/smoke_test.py", "--url", url, "--timeout", timeout]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    return visionserve("smoke-test", "--url", url, "--timeout", timeout)
 
 
+@pytest.mark.service
 def test_smoke_test_passes_against_a_running_service(server: LocalServer) -> None:
     done = _smoke(server.url)
     assert done.returncode == 0, done.stderr
@@ -32,4 +29,5 @@ def test_smoke_test_passes_against_a_running_service(server: LocalServer) -> Non
 def test_smoke_test_fails_clearly_when_nothing_answers() -> None:
     done = _smoke(f"http://127.0.0.1:{free_port()}", timeout="3")
     assert done.returncode == 1
-    assert "smoke test FAILED" in done.stderr and "not ready after" in done.stderr
+    (line,) = done.stderr.splitlines()  # no traceback
+    assert line.startswith("smoke test FAILED: ") and "not ready after 3s: cannot reach" in line

@@ -1,0 +1,71 @@
+"""A small HTTP client on the standard library: GET or POST, JSON answers, multipart bodies, plain-word errors."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from app.cli.exits import CommandError
+
+
+def request(url: str, timeout: float, body: bytes | None = None, content_type: str = "") -> bytes:
+    """GET (or POST when `body` is given) and return the answer's body; a CommandError says why there is none."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=timeout) as answer:
+            return answer.read()
+    except urllib.error.HTTPError as exc:
+        raise _server_error(exc) from None
+    except urllib.error.URLError as exc:
+        reason = getattr(exc.reason, "strerror", None) or exc.reason  # "Connection refused", not "[Errno 111] ..."
+        raise CommandError(f"cannot reach {url}: {reason}") from None
+    except TimeoutError:
+        raise CommandError(f"no answer from {url} within {timeout:g} s") from None
+    except (http.client.HTTPException, ConnectionError) as exc:
+        raise CommandError(f"{url}: the connection failed ({exc.__class__.__name__}: {exc})") from None
+
+
+def request_json(url: str, timeout: float, body: bytes | None = None, content_type: str = "") -> Any:
+    """`request`, with the answer parsed as JSON."""
+    return json.loads(request(url, timeout, body, content_type))
+
+
+def _server_error(exc: urllib.error.HTTPError) -> CommandError:
+    """Our services answer {"error": {"code", "message"}}; anything else (a proxy's page) is shown briefly."""
+    body = exc.read()
+    try:
+        error = json.loads(body)["error"]
+        return CommandError(f"{exc.code} {error['code']}: {error['message']}")
+    except (ValueError, KeyError, TypeError):
+        text = body.decode(errors="replace").strip()[:200] or "(no body)"
+        return CommandError(f"{exc.code} {exc.reason}: {text}")
+
+
+def multipart(files: Sequence[tuple[str, bytes]]) -> tuple[bytes, str]:
+    """One file part per (filename, data); returns the body and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    chunks: list[bytes] = []
+    for filename, data in files:
+        quoted = filename.translate({ord('"'): "%22", ord("\r"): "%0D", ord("\n"): "%0A"})  # as browsers do
+        chunks += [
+            f"--{boundary}\r\n".encode(),
+            f'Content-Disposition: form-data; name="image"; filename="{quoted}"\r\n'.encode(),
+            b"Content-Type: application/octet-stream\r\n\r\n",
+            data,
+            b"\r\n",
+        ]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+
+
+def base_url(text: str) -> str:
+    """An argparse type: an http(s) base URL, without its trailing slash."""
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text.rstrip("/")
