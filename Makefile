@@ -26,8 +26,8 @@ run-random: $(STAMP) ## Start the service with explicitly random weights (no dow
 test: lint ## Lint, then run the whole test suite
 	$(PY) -m pytest
 
-test-unit: $(STAMP) ## Unit tests only (no server)
-	$(PY) -m pytest tests/unit
+test-unit: $(STAMP) ## Unit tests only (no server, no tools)
+	$(PY) -m pytest tests/app tests/scripts -m "not service"
 
 lint: $(STAMP) ## ruff check + format check
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,11 @@
-"""Adaptive batching: a bounded queue, one batch in flight, a deadline from the first image."""
+"""Adaptive batching that knows nothing of payloads: a bounded queue, one batch in flight, futures per item.
+
+Room is admitted before the caller spends work on its items (`async with batcher.admit(n)`), so a request
+that would overflow is refused at once. A batch waits for more items (up to max_wait after its first) only
+while admitted items are still being prepared: an idle server never waits for company that is not coming.
+The batch function gets a list of items and returns one output per item; its outcome, answers or error,
+reaches every waiter.
+"""
 
 from __future__ import annotations
 
@@ -7,88 +14,79 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-
-import torch
+from typing import Any, Generic, TypeVar
 
 from app.metrics import Metrics
 
 log = logging.getLogger("visionserve")
 
-# (index, probability) pairs, best first, per requested head.
-TopK = dict[str, list[tuple[int, float]]]
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
 class QueueFullError(Exception):
-    """The queue cannot take these images now; the client should retry later."""
+    """The queue cannot take these items now; the client should retry later."""
 
 
 class ShuttingDownError(QueueFullError):
     """The batcher stopped (shutdown or failure); the client should retry on another worker."""
 
 
-@dataclass
-class Job:
-    """One image waiting for a batch, and the future its request awaits."""
-
-    tensor: torch.Tensor
-    heads: frozenset[str]
-    top_k: int
-    future: asyncio.Future
-    enqueued: float = field(default_factory=time.monotonic)
-
-
 @dataclass(frozen=True)
-class JobResult:
-    top: TopK
+class Batched(Generic[Out]):
+    """One item's output and what its batch cost it."""
+
+    value: Out
     queue_s: float
     inference_s: float
     batch_size: int
 
 
-def run_batch(predict: Callable[[torch.Tensor, set[str]], dict[str, torch.Tensor]], jobs: Sequence[Job]) -> list[TopK]:
-    """Stack -> one forward for every head any job asked for -> each job's own top-k."""
-    heads = set().union(*(job.heads for job in jobs))
-    probabilities = predict(torch.stack([job.tensor for job in jobs]), heads)
-    results: list[TopK] = [{} for _ in jobs]
-    for head, probs in probabilities.items():
-        k = min(max(job.top_k for job in jobs), probs.shape[1])
-        scores, indices = torch.topk(probs, k, dim=1)
-        for row, job in enumerate(jobs):
-            if head in job.heads:
-                n = min(job.top_k, k)
-                results[row][head] = list(zip(indices[row, :n].tolist(), scores[row, :n].tolist(), strict=True))
-    return results
+@dataclass
+class _Job:
+    item: Any
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.monotonic)
 
 
-class Batcher:
-    """Collects images into batches and runs them one at a time on the inference thread.
+class Admission:
+    """Room for `count` items, held until they are submitted or the admission ends."""
 
-    Room in the queue is reserved when a request is admitted, before its images are decoded, so a request
-    that would overflow is refused before any work is spent on it. A batch waits for more images (up to
-    max_wait after its first) only while reserved images are still being decoded: an idle server never
-    waits for company that is not coming.
-    """
+    def __init__(self, batcher: Batcher, count: int) -> None:
+        self._batcher = batcher
+        self.unsubmitted = count
+
+    def submit(self, items: Sequence[Any]) -> list[asyncio.Future]:
+        """Queue items admitted here; each future resolves to a Batched output."""
+        if len(items) > self.unsubmitted:
+            raise ValueError(f"{len(items)} items submitted on an admission of {self.unsubmitted}")
+        self.unsubmitted -= len(items)
+        return self._batcher._enqueue(items, len(items))
+
+
+class Batcher(Generic[In, Out]):
+    """Collects items into batches and runs them one at a time on the given executor."""
 
     def __init__(
         self,
-        predict: Callable[[torch.Tensor, set[str]], dict[str, torch.Tensor]],
+        run_batch: Callable[[list[In]], Sequence[Out]],
         *,
-        executor: ThreadPoolExecutor,
+        executor: Executor,
         max_batch_size: int,
         max_wait_ms: float,
         max_queue: int,
         metrics: Metrics,
     ) -> None:
-        self._predict = predict
+        self._run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self._metrics = metrics
-        self._pending: collections.deque[Job] = collections.deque()
-        self._reserved = 0  # admitted images still being decoded
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._reserved = 0  # admitted items not yet submitted
         self._wakeup = asyncio.Event()
         self._executor = executor
         self._task: asyncio.Task | None = None
@@ -98,7 +96,7 @@ class Batcher:
         self._task.add_done_callback(self._on_consumer_done)
 
     async def stop(self) -> None:
-        """Stop taking batches; any job still queued fails rather than hanging."""
+        """Stop taking batches; any item still queued fails rather than hanging."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure was logged when it happened
@@ -107,38 +105,35 @@ class Batcher:
         self._pending.clear()
         self._metrics.queue_depth.set(0)
 
-    def reserve(self, count: int) -> None:
-        """Admit `count` images, or raise QueueFullError when the queue lacks room for all of them."""
+    @contextlib.asynccontextmanager
+    async def admit(self, count: int) -> AsyncIterator[Admission]:
+        """Room for `count` items, or QueueFullError at once; room not submitted is given back on exit."""
         if not self.alive:
             raise ShuttingDownError("the batcher is not running")
-        if len(self._pending) + self._reserved + count > self.max_queue:
-            raise QueueFullError(
-                f"{len(self._pending) + self._reserved} images are queued or being decoded; "
-                f"the limit is {self.max_queue}"
-            )
+        queued = len(self._pending) + self._reserved
+        if queued + count > self.max_queue:
+            raise QueueFullError(f"{queued} images are queued or being decoded; the limit is {self.max_queue}")
         self._reserved += count
+        admission = Admission(self, count)
+        try:
+            yield admission
+        finally:
+            if admission.unsubmitted:
+                self._reserved -= admission.unsubmitted
+                self._wakeup.set()
 
-    def release(self, count: int) -> None:
-        """Give back a reservation whose images will not come (a decoding error)."""
-        self._reserved -= count
-        self._wakeup.set()
-
-    def submit(self, tensors: Sequence[torch.Tensor], heads: frozenset[str], top_k: int) -> list[asyncio.Future]:
-        """Reserve and enqueue at once (all images of a request, or none)."""
-        self.reserve(len(tensors))
-        return self.enqueue(tensors, heads, top_k)
-
-    def enqueue(self, tensors: Sequence[torch.Tensor], heads: frozenset[str], top_k: int) -> list[asyncio.Future]:
-        """Queue images admitted earlier by reserve()."""
-        self._reserved -= len(tensors)
+    def _enqueue(self, items: Sequence[Any], admitted: int) -> list[asyncio.Future]:
+        self._reserved -= admitted
+        if not self.alive:
+            raise ShuttingDownError("the batcher stopped")
         loop = asyncio.get_running_loop()
-        jobs = [Job(tensor, heads, top_k, loop.create_future()) for tensor in tensors]
+        jobs = [_Job(item, loop.create_future()) for item in items]
         self._pending.extend(jobs)
         self._metrics.queue_depth.set(len(self._pending))
         self._wakeup.set()
         return [job.future for job in jobs]
 
-    async def _next_batch(self) -> list[Job]:
+    async def _next_batch(self) -> list[_Job]:
         while not self._pending:
             self._wakeup.clear()
             await self._wakeup.wait()
@@ -150,10 +145,10 @@ class Batcher:
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
-        batch: list[Job] = []
+        batch: list[_Job] = []
         while self._pending and len(batch) < self.max_batch_size:
             job = self._pending.popleft()
-            if not job.future.done():  # a cancelled request no longer needs its image
+            if not job.future.done():  # a cancelled request no longer needs its item
                 batch.append(job)
         self._metrics.queue_depth.set(len(self._pending))
         return batch
@@ -164,11 +159,14 @@ class Batcher:
             if batch:
                 await self._run(batch)
 
-    async def _run(self, batch: list[Job]) -> None:
-        """One forward; its outcome (answers or the error) reaches every waiter."""
+    async def _run(self, batch: list[_Job]) -> None:
+        """One call of the batch function; its outcome (outputs or the error) reaches every waiter."""
         started = time.monotonic()
+        items = [job.item for job in batch]
         try:
-            tops = await asyncio.get_running_loop().run_in_executor(self._executor, run_batch, self._predict, batch)
+            outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, items)
+            if len(outputs) != len(batch):
+                raise RuntimeError(f"the batch function returned {len(outputs)} outputs for {len(batch)} items")
         except asyncio.CancelledError:
             _fail(batch, ShuttingDownError("the server is shutting down"))
             raise
@@ -176,9 +174,9 @@ class Batcher:
             _fail(batch, exc)
             return
         elapsed = time.monotonic() - started
-        for job, top in zip(batch, tops, strict=True):
+        for job, output in zip(batch, outputs, strict=True):
             if not job.future.done():
-                job.future.set_result(JobResult(top, started - job.enqueued, elapsed, len(batch)))
+                job.future.set_result(Batched(output, started - job.enqueued, elapsed, len(batch)))
         self._metrics.inference_seconds.observe(elapsed)
         self._metrics.batch_size.observe(len(batch))
         for job in batch:
@@ -199,7 +197,7 @@ class Batcher:
         return self._task is not None and not self._task.done()
 
 
-def _fail(jobs: Sequence[Job] | collections.deque[Job], exc: BaseException) -> None:
+def _fail(jobs: Sequence[_Job] | collections.deque[_Job], exc: BaseException) -> None:
     for job in jobs:
         if not job.future.done():
             job.future.set_exception(exc)

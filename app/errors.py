@@ -1,79 +1,88 @@
-"""API errors and their JSON form: what was wrong, and what is accepted."""
+"""The error catalogue: every reason a request is refused, declared once, and the exception that carries one.
+
+Each `Problem` names its wire `code`, its HTTP `status`, the `reason` label it counts under in
+`visionserve_rejections_total`, and a one-line `summary` for the OpenAPI document. Handlers, metrics and
+`/openapi.json` all read this catalogue; nothing else spells a code.
+"""
 
 from __future__ import annotations
 
-import logging
-
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-
-log = logging.getLogger("visionserve")
+from dataclasses import dataclass
 
 
-_REASON_BY_STATUS = {413: "payload_too_large", 415: "unsupported_media_type", 503: "queue_full"}
+@dataclass(frozen=True)
+class Problem:
+    """One reason a request is refused."""
+
+    code: str
+    status: int
+    reason: str  # the metric label: a small, fixed set shared by related codes
+    summary: str
+
+
+class Problems:
+    """The catalogue, one attribute per problem."""
+
+    EMPTY_BODY = Problem("empty_body", 400, "invalid_request", "The request body is empty.")
+    NO_IMAGES = Problem("no_images", 400, "invalid_request", "The request holds no image.")
+    EMPTY_IMAGE = Problem("empty_image", 400, "invalid_image", "An image is 0 bytes long.")
+    INVALID_IMAGE = Problem("invalid_image", 400, "invalid_image", "An image is truncated or corrupt.")
+    UNKNOWN_HEAD = Problem("unknown_head", 400, "invalid_request", "A head that does not exist.")
+    HEAD_UNAVAILABLE = Problem("head_unavailable", 400, "head_unavailable", "A head this server does not load.")
+    INVALID_TOP_K = Problem("invalid_top_k", 400, "invalid_request", "top_k is not an integer in range.")
+    UNKNOWN_PARAMETER = Problem("unknown_parameter", 400, "invalid_request", "An unknown query parameter.")
+    UNKNOWN_FIELD = Problem("unknown_field", 400, "invalid_request", "An unknown JSON or form field.")
+    CONFLICTING_PARAMETER = Problem(
+        "conflicting_parameter", 400, "invalid_request", "A parameter given twice with different values."
+    )
+    MALFORMED_JSON = Problem("malformed_json", 400, "invalid_request", "The JSON body does not parse or fit.")
+    MALFORMED_BASE64 = Problem("malformed_base64", 400, "invalid_request", "An instance is not valid base64.")
+    MALFORMED_MULTIPART = Problem("malformed_multipart", 400, "invalid_request", "The multipart body does not parse.")
+    NOT_FOUND = Problem("not_found", 404, "not_found", "No such route.")
+    METHOD_NOT_ALLOWED = Problem("method_not_allowed", 405, "method_not_allowed", "The route takes another method.")
+    PAYLOAD_TOO_LARGE = Problem("payload_too_large", 413, "payload_too_large", "The body is over max_body_bytes.")
+    TOO_MANY_PIXELS = Problem(
+        "too_many_pixels", 413, "too_many_pixels", "An image is over max_pixels (decompression bombs included)."
+    )
+    TOO_MANY_IMAGES = Problem("too_many_images", 413, "payload_too_large", "More images than max_images.")
+    UNSUPPORTED_CONTENT_TYPE = Problem(
+        "unsupported_content_type", 415, "unsupported_media_type", "The Content-Type is not accepted."
+    )
+    UNSUPPORTED_IMAGE_FORMAT = Problem(
+        "unsupported_image_format", 415, "unsupported_media_type", "An image format that is refused, even renamed."
+    )
+    NOT_AN_IMAGE = Problem("not_an_image", 415, "unsupported_media_type", "The data is not an image.")
+    INTERNAL_ERROR = Problem("internal_error", 500, "internal_error", "The server failed; the answer has a request id.")
+    QUEUE_FULL = Problem("queue_full", 503, "queue_full", "The queue is at max_queue: retry after Retry-After.")
+    NOT_READY = Problem("not_ready", 503, "not_ready", "Still loading, or the batcher failed: retry after Retry-After.")
+    DRAINING = Problem("draining", 503, "draining", "This worker is shutting down: retry after Retry-After.")
+
+
+CATALOGUE: tuple[Problem, ...] = tuple(value for value in vars(Problems).values() if isinstance(value, Problem))
+CODES: tuple[str, ...] = tuple(problem.code for problem in CATALOGUE)
+REASONS: tuple[str, ...] = tuple(dict.fromkeys(problem.reason for problem in CATALOGUE))
+
+
+def problems_with_status(status: int) -> list[Problem]:
+    return [problem for problem in CATALOGUE if problem.status == status]
 
 
 class ApiError(Exception):
-    """An error answered to the client as JSON with a stable `code`."""
+    """A refusal answered as JSON: the problem, what was wrong, and what is accepted."""
 
     def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        accepted: object = None,
-        *,
-        headers: dict[str, str] | None = None,
-        reason: str | None = None,
+        self, problem: Problem, message: str, accepted: object = None, *, headers: dict[str, str] | None = None
     ) -> None:
         super().__init__(message)
-        self.reason = reason or _REASON_BY_STATUS.get(status, "invalid_request")
-        self.status = status
-        self.code = code
+        self.problem = problem
         self.message = message
         self.accepted = accepted
         self.headers = headers or {}
 
+    @property
+    def status(self) -> int:
+        return self.problem.status
 
-def bad_request(code: str, message: str, accepted: object = None) -> ApiError:
-    return ApiError(400, code, message, accepted)
-
-
-def error_body(code: str, message: str, accepted: object = None) -> dict:
-    body: dict = {"code": code, "message": message}
-    if accepted is not None:
-        body["accepted"] = accepted
-    return {"error": body}
-
-
-async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    service = getattr(request.app.state, "service", None)
-    if service is not None:
-        service.metrics.rejections.labels(exc.reason).inc()
-    return JSONResponse(error_body(exc.code, exc.message, exc.accepted), exc.status, headers=exc.headers)
-
-
-async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
-
-
-async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(error_body("internal_error", "the server failed to handle this request"), 500)
-
-
-async def client_disconnect_handler(request: Request, exc: Exception) -> Response:
-    """The client left mid-body: nothing to answer, and not a server error (counted as 499)."""
-    return Response(status_code=499)
-
-
-EXCEPTION_HANDLERS = {
-    ClientDisconnect: client_disconnect_handler,
-    ApiError: api_error_handler,
-    HTTPException: http_error_handler,
-    Exception: unexpected_error_handler,
-}
+    @property
+    def code(self) -> str:
+        return self.problem.code

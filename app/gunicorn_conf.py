@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 from app.gpu_slots import free_slot, visible_device
-from app.service_threads import threads_per_worker
 from app.settings import load_settings
+from app.threads import threads_per_worker
 
 _settings = load_settings()
 

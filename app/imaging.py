@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from app.errors import ApiError
+from app.errors import ApiError, Problems
 
 # Pillow format name -> the content type clients send for it.
 ACCEPTED_FORMATS = {
@@ -39,11 +39,13 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def _unsupported(name: str) -> ApiError:
-    return ApiError(415, "unsupported_image_format", f"{name} images are not accepted", accepted=list(ACCEPTED_FORMATS))
+    return ApiError(
+        Problems.UNSUPPORTED_IMAGE_FORMAT, f"{name} images are not accepted", accepted=list(ACCEPTED_FORMATS)
+    )
 
 
 def invalid_image(message: str) -> ApiError:
-    return ApiError(400, "invalid_image", message, accepted=list(ACCEPTED_FORMATS), reason="invalid_image")
+    return ApiError(Problems.INVALID_IMAGE, message, accepted=list(ACCEPTED_FORMATS))
 
 
 def _sniff_refused(data: bytes) -> str | None:
@@ -65,9 +67,7 @@ def normalize_content_type(value: str) -> str:
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode bytes into an RGB picture, or raise ApiError saying what was wrong."""
     if not data:
-        raise ApiError(
-            400, "empty_image", "the image is empty (0 bytes)", accepted=list(ACCEPTED_FORMATS), reason="invalid_image"
-        )
+        raise ApiError(Problems.EMPTY_IMAGE, "the image is empty (0 bytes)", accepted=list(ACCEPTED_FORMATS))
     refused = _sniff_refused(data)
     if refused:
         raise _unsupported(refused)
@@ -75,7 +75,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         image = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
     except UnidentifiedImageError:
         raise ApiError(
-            415, "not_an_image", "the data is not an image in an accepted format", accepted=list(ACCEPTED_FORMATS)
+            Problems.NOT_AN_IMAGE, "the data is not an image in an accepted format", accepted=list(ACCEPTED_FORMATS)
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_many_pixels(None, max_pixels) from None
@@ -99,11 +99,9 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
 def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> ApiError:
     what = f"{size[0]}x{size[1]} pixels" if size else "too many pixels (decompression bomb)"
     return ApiError(
-        413,
-        "too_many_pixels",
+        Problems.TOO_MANY_PIXELS,
         f"the image has {what}; at most {max_pixels} pixels are accepted",
         accepted={"max_pixels": max_pixels},
-        reason="too_many_pixels",
     )
 
 

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import REASONS
 from app.settings import HEADS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -18,17 +19,6 @@ BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
 # Probes and scrapes are not traffic: they would inflate in-flight (an HPA metric) and the request counters.
 UNTRACKED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-REJECTION_REASONS = (
-    "queue_full",
-    "not_ready",
-    "draining",
-    "payload_too_large",
-    "too_many_pixels",
-    "unsupported_media_type",
-    "invalid_image",
-    "invalid_request",
-    "head_unavailable",
-)
 
 
 def multiprocess_enabled() -> bool:
@@ -106,7 +96,7 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
-        for reason in REJECTION_REASONS:
+        for reason in REASONS:
             self.rejections.labels(reason)
         for head in HEADS:
             self.predictions.labels(head)

@@ -18,12 +18,12 @@ class DrainingServer(Server):
     """On SIGTERM: mark the service draining, keep serving `drain_seconds`, then shut down."""
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        service = getattr(getattr(self.config.app, "state", None), "service", None)
-        if sig != signal.SIGTERM or service is None or service.draining:
+        worker = getattr(getattr(self.config.app, "state", None), "worker", None)
+        if sig != signal.SIGTERM or worker is None or worker.draining:
             super().handle_exit(sig, frame)
             return
-        service.mark_draining()
-        delay = service.settings.drain_seconds
+        worker.mark_draining()
+        delay = worker.settings.drain_seconds
         loop = asyncio.get_event_loop()
         loop.call_soon_threadsafe(loop.call_later, delay, super().handle_exit, sig, frame)
 

@@ -25,7 +25,8 @@ import numpy as np
 import requests
 from PIL import Image
 
-from app.launcher import LocalServer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test harness lives in tests/
+from tests.harness.local_server import LocalServer
 
 PHOTO_NAMES = ("chelsea", "coffee", "astronaut", "rocket")  # colour photos bundled in scikit-image's wheel
 PHOTO_SIZE = (500, 375)

@@ -14,9 +14,7 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -24,9 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 
 from app.imaging import to_tensor
+from app.models.cifar_head import checkpoint, save
 from app.models.classifier import Classifier
 from app.models.labels import CIFAR10_LABELS, FEATURE_DIM
-from app.models.weights import CIFAR_HEAD_FORMAT, WeightsError, WeightsInfo, sha256_of
+from app.models.weights import WeightsError, WeightsInfo
 from app.settings import Settings, SettingsError
 
 FAKE_DATASET = "FakeData (offline test)"
@@ -162,32 +161,6 @@ def accuracy(head: nn.Linear, test: Features) -> float:
     """Top-1 accuracy of the head on cached features, in [0, 1]."""
     predicted = head(test.x).argmax(dim=1)
     return float((predicted == test.y).float().mean().item())
-
-
-def checkpoint(head: nn.Linear, backbone: WeightsInfo, test_accuracy: float, dataset: str, epochs: int) -> dict:
-    """Plain types and tensors only: loadable by torch.load(weights_only=True)."""
-    state: dict[str, Any] = {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}
-    return {
-        "format": CIFAR_HEAD_FORMAT,
-        "state_dict": state,
-        "classes": list(CIFAR10_LABELS),
-        "backbone_weights": backbone.source,
-        "backbone_sha256": backbone.sha256,
-        "accuracy": test_accuracy,
-        "dataset": dataset,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "epochs": epochs,
-    }
-
-
-def save(data: dict, output: Path) -> str:
-    """Write atomically (temp file + rename) and return the file's sha256."""
-    output = output.expanduser()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    torch.save(data, partial)
-    partial.replace(output)
-    return sha256_of(output)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,51 +1,19 @@
-"""Shared fixtures: sample photos, and the tool policy (skip on a laptop, fail in CI)."""
+"""Shared fixtures: sample photos, weights made here, and a real server with random weights."""
 
 from __future__ import annotations
 
-import io
-import os
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from starlette.testclient import TestClient
 from torchvision.models import resnet50
 
-from app.launcher import LocalServer
-
-REQUIRE_TOOLS = os.environ.get("VISIONSERVE_REQUIRE_TOOLS") == "1"
-
-
-def require_tool(name: str) -> str:
-    """Path of an external tool; skip without it, or fail when VISIONSERVE_REQUIRE_TOOLS=1."""
-    here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    path = shutil.which(name, path=here)  # tools installed by pip live beside the interpreter
-    if path is None:
-        message = f"{name} is not installed"
-        if REQUIRE_TOOLS:
-            pytest.fail(f"{message} and VISIONSERVE_REQUIRE_TOOLS=1")
-        pytest.skip(message)
-    return path
-
-
-def photo(name: str = "chelsea", size: tuple[int, int] = (500, 375)) -> Image.Image:
-    """A real photo bundled in scikit-image's wheel, resized."""
-    from skimage import data
-
-    array = getattr(data, name)()
-    if array.ndim == 2:
-        array = np.stack([array] * 3, axis=-1)
-    return Image.fromarray(array[..., :3]).convert("RGB").resize(size)
-
-
-def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **params)
-    return buffer.getvalue()
+from app.main import create_app
+from app.settings import Settings
+from tests.harness.local_server import LocalServer
+from tests.helpers import encode, photo, train_tiny_head
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +37,13 @@ def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_head(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A CIFAR-10 head trained once by the real script on FakeData: (checkpoint, the script's output)."""
+    path = tmp_path_factory.mktemp("head") / "head.pt"
+    return path, train_tiny_head(path).stdout
+
+
 RANDOM_SETTINGS = {
     "weights": "random",
     "cifar_head": "random",
@@ -84,3 +59,11 @@ def server() -> Iterator[LocalServer]:
     """A real gunicorn with 2 workers on 127.0.0.1, random weights chosen explicitly."""
     with LocalServer(RANDOM_SETTINGS) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[TestClient]:
+    """The app in process (one worker, random weights, both heads): the HTTP contract without a server."""
+    settings = Settings(**{**RANDOM_SETTINGS, "workers": 1})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as in_process:
+        yield in_process

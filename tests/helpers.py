@@ -1,19 +1,52 @@
-"""Helpers shared by test modules: pictures of every accepted kind, and a tiny trained CIFAR-10 head."""
+"""Helpers shared by test modules: the tool policy, photos and pictures of every accepted kind, a tiny CIFAR-10 head."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
+import pytest
 from PIL import Image
-
-from tests.conftest import encode, photo
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "scripts" / "train_cifar_head.py"
+
+REQUIRE_TOOLS = os.environ.get("VISIONSERVE_REQUIRE_TOOLS") == "1"
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; skip without it, or fail when VISIONSERVE_REQUIRE_TOOLS=1."""
+    here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    path = shutil.which(name, path=here)  # tools installed by pip live beside the interpreter
+    if path is None:
+        message = f"{name} is not installed"
+        if REQUIRE_TOOLS:
+            pytest.fail(f"{message} and VISIONSERVE_REQUIRE_TOOLS=1")
+        pytest.skip(message)
+    return path
+
+
+def photo(name: str = "chelsea", size: tuple[int, int] = (500, 375)) -> Image.Image:
+    """A real photo bundled in scikit-image's wheel, resized."""
+    from skimage import data
+
+    array = getattr(data, name)()
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    return Image.fromarray(array[..., :3]).convert("RGB").resize(size)
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
 
 
 def animated(fmt: str) -> bytes:
@@ -82,3 +115,13 @@ def run_script(script: str, *args: str, timeout: float = 300) -> subprocess.Comp
     return subprocess.run(
         [sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/<name>.py as a module (scripts/ is not a package), to use its functions and constants."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module

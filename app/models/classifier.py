@@ -1,4 +1,4 @@
-"""ResNet-50 backbone + ImageNet and CIFAR-10 heads: one forward pass answers both."""
+"""ResNet-50 backbone + ImageNet and CIFAR-10 heads: one forward pass answers both; postprocess ranks labels."""
 
 from __future__ import annotations
 
@@ -9,11 +9,25 @@ import torch
 from torch import nn
 from torchvision.models import resnet50
 
+from app.answers import LabelScore
+from app.models.cifar_head import load_cifar_head_state
 from app.models.labels import CIFAR10_LABELS, FEATURE_DIM, IMAGENET_LABELS
-from app.models.weights import WeightsError, WeightsInfo, load_backbone_state, load_cifar_head_state
+from app.models.weights import WeightsError, WeightsInfo, load_backbone_state
 from app.settings import Settings
 
 log = logging.getLogger("visionserve")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One preprocessed image and what its request asks of it."""
+
+    pixels: torch.Tensor  # 3 x 224 x 224, normalised
+    heads: frozenset[str]
+    top_k: int
+
+
+Ranked = dict[str, list[LabelScore]]  # head -> top-k labels, best first
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,28 @@ class Classifier:
         images = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         features = self.backbone(images)
         return {name: torch.softmax(self.heads[name].layer(features), dim=1).float().cpu() for name in heads}
+
+    def classify(self, samples: list[Sample]) -> list[Ranked]:
+        """The batch function: stack -> one forward for every head any sample asked for -> each sample's top-k."""
+        heads = set().union(*(sample.heads for sample in samples))
+        probabilities = self.predict(torch.stack([sample.pixels for sample in samples]), heads)
+        return self.postprocess(probabilities, samples)
+
+    def postprocess(self, probabilities: dict[str, torch.Tensor], samples: list[Sample]) -> list[Ranked]:
+        """Top-k with labels per sample and head, as TorchServe's ImageClassifier.postprocess does."""
+        ranked: list[Ranked] = [{} for _ in samples]
+        for name, probs in probabilities.items():
+            labels = self.heads[name].labels
+            k = min(max(sample.top_k for sample in samples if name in sample.heads), probs.shape[1])
+            scores, indices = torch.topk(probs, k, dim=1)
+            for row, sample in enumerate(samples):
+                if name in sample.heads:
+                    n = min(sample.top_k, k)
+                    ranked[row][name] = [
+                        LabelScore(labels[index], index, round(score, 6))
+                        for index, score in zip(indices[row, :n].tolist(), scores[row, :n].tolist(), strict=True)
+                    ]
+        return ranked
 
     def warm_up(self, batch_size: int) -> None:
         """Run a forward at batch 1 and at the largest batch so the first request pays nothing extra."""

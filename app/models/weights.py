@@ -11,9 +11,6 @@ from typing import Any
 import torch
 from torchvision.models import ResNet50_Weights
 
-from app.models.labels import CIFAR10_LABELS, FEATURE_DIM
-
-CIFAR_HEAD_FORMAT = "visionserve-cifar10-head/1"
 TORCHVISION_ALIASES = {"imagenet": "IMAGENET1K_V2"}
 
 
@@ -53,12 +50,12 @@ def random_info(seed: int) -> WeightsInfo:
     return WeightsInfo("random", f"random initialisation (seed {seed}): NOT trained, predictions are meaningless")
 
 
-def _verified_file(spec: str, expected_sha256: str, setting: str) -> tuple[Path, str]:
+def verified_file(spec: str, expected_sha256: str, setting: str) -> tuple[Path, str]:
     path = Path(spec).expanduser()
     if not path.is_file():
         raise WeightsError(
             f"{setting}: weights file {path} does not exist. Point {setting} at an existing file, "
-            "or use scripts/fetch_weights.py to download one."
+            "or use `visionserve fetch-weights` to download one."
         )
     actual = sha256_of(path)
     if expected_sha256:
@@ -66,7 +63,7 @@ def _verified_file(spec: str, expected_sha256: str, setting: str) -> tuple[Path,
     return path, actual
 
 
-def _torch_load(path: Path, setting: str) -> Any:
+def torch_load(path: Path, setting: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a corrupt file
@@ -88,8 +85,8 @@ def load_backbone_state(spec: str, expected_sha256: str, seed: int) -> tuple[dic
     tv = torchvision_weights(spec)
     if tv is not None:
         return _load_torchvision(tv, expected_sha256)
-    path, digest = _verified_file(spec, expected_sha256, "weights")
-    state = _torch_load(path, "weights")
+    path, digest = verified_file(spec, expected_sha256, "weights")
+    state = torch_load(path, "weights")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or "fc.weight" not in state:
@@ -114,7 +111,7 @@ def check_digest(path: Path, digest: str, expected_sha256: str, setting: str) ->
         raise WeightsError(
             f"{setting}: {path} has sha256 {digest}, which does not start with {published_prefix(path.name)} as "
             "torchvision publishes: the file is corrupt or not torchvision's. Delete it and run "
-            f"scripts/fetch_weights.py, or set {setting}_sha256 to vouch for this file."
+            f"`visionserve fetch-weights`, or set {setting}_sha256 to vouch for this file."
         )
 
 
@@ -129,35 +126,9 @@ def _load_torchvision(weights: ResNet50_Weights, expected_sha256: str) -> tuple[
             raise WeightsError(
                 f"weights: torchvision {weights.name} is not in the torch cache ({cached}) and could not be "
                 f"downloaded from {weights.url} ({exc.__class__.__name__}: {str(exc)[:200]}). Run "
-                "scripts/fetch_weights.py where a network exists, mount the cache, or set weights to a local file."
+                "`visionserve fetch-weights` where a network exists, mount the cache, or set weights to a local file."
             ) from None
     digest = sha256_of(cached)
     check_digest(cached, digest, expected_sha256, "weights")
-    state = _torch_load(cached, "weights")
+    state = torch_load(cached, "weights")
     return state, WeightsInfo("torchvision", f"torchvision ResNet50_Weights.{weights.name} ({cached})", digest)
-
-
-def load_cifar_head_state(spec: str, expected_sha256: str, seed: int) -> tuple[dict | None, WeightsInfo]:
-    """Resolve the CIFAR-10 head; kind 'none' means the head is not served."""
-    if spec in {"none", ""}:
-        return None, NO_HEAD
-    if spec == "random":
-        return None, random_info(seed)
-    path, digest = _verified_file(spec, expected_sha256, "cifar_head")
-    checkpoint = _torch_load(path, "cifar_head")
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CIFAR_HEAD_FORMAT:
-        raise WeightsError(
-            f"cifar_head: {path} is not a checkpoint made by scripts/train_cifar_head.py "
-            f"(expected format {CIFAR_HEAD_FORMAT!r})"
-        )
-    if tuple(checkpoint.get("classes", ())) != CIFAR10_LABELS:
-        raise WeightsError(f"cifar_head: {path} has classes {checkpoint.get('classes')}, expected {CIFAR10_LABELS}")
-    state = checkpoint.get("state_dict")
-    shapes = {"weight": (len(CIFAR10_LABELS), FEATURE_DIM), "bias": (len(CIFAR10_LABELS),)}
-    if not isinstance(state, dict) or {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} != shapes:
-        raise WeightsError(
-            f"cifar_head: {path} state_dict must hold exactly weight {shapes['weight']} and bias {shapes['bias']}"
-        )
-    kept = ("accuracy", "dataset", "epochs", "created", "backbone_weights", "backbone_sha256")
-    metadata = {k: checkpoint[k] for k in kept if k in checkpoint}
-    return state, WeightsInfo("file", f"file {path}", digest, metadata)

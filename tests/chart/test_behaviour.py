@@ -8,7 +8,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from tests.chart.conftest import CHART, kinds, notes, one, pod_specs, render, service_config, values_of
+from tests.chart.rendering import CHART, kinds, notes, one, pod_specs, render, service_config, values_of
 
 
 def _pod_spec(documents: list[dict]) -> dict:

@@ -9,8 +9,8 @@ from pathlib import Path
 import helm_python as helm
 import yaml
 
-from tests.chart.conftest import CHART, load_script, one, render
-from tests.helpers import ROOT, run_script
+from tests.chart.rendering import CHART, one, render
+from tests.helpers import ROOT, load_script, run_script
 
 chart_files = load_script("chart_files")
 MONITORING = ROOT / "monitoring"

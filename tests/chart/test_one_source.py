@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from app.settings import Settings
-from tests.chart.conftest import CHART, config_yaml, load_script, one, render, service_config
+from tests.chart.rendering import CHART, config_yaml, one, render, service_config
+from tests.helpers import load_script
 
 try:
     from app.threads import threads_for

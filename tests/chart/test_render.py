@@ -9,8 +9,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.chart.conftest import CHART, CI_VALUES, NAMESPACE, render, values_of
 from tests.chart.crd_schemas import CRD_SCHEMAS
+from tests.chart.rendering import CHART, CI_VALUES, NAMESPACE, render, values_of
 
 OLDEST_KUBERNETES, NEWEST_KUBERNETES = "1.29.0", "1.37.0"  # Chart.yaml kubeVersion: >=1.29.0-0
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.chart.conftest import CHART, render
-from tests.conftest import require_tool
-from tests.helpers import ROOT
+from tests.chart.rendering import CHART, render
+from tests.helpers import ROOT, require_tool
 
 
 def _findings(trivy: str, target: Path) -> list[tuple[str, str, str]]:

@@ -7,7 +7,7 @@ import re
 import helm_python as helm
 import pytest
 
-from tests.chart.conftest import CHART, NAMESPACE
+from tests.chart.rendering import CHART, NAMESPACE
 from tests.helpers import run_script
 
 WRONG_VALUES = {

@@ -1,4 +1,4 @@
-"""The real image, built with podman and run like the chart runs it (scripts/container_test.py)."""
+"""The real image, built with podman and run like the chart runs it (tests/container/image_check.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import require_tool
-from tests.helpers import ROOT
+from tests.helpers import ROOT, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +16,7 @@ def test_the_image_builds_runs_read_only_as_10001_answers_both_heads_and_stops_c
     require_tool("podman")
     require_tool("debootstrap")
     done = subprocess.run(
-        [sys.executable, "scripts/container_test.py"],
+        [sys.executable, "-m", "tests.container.image_check"],
         cwd=ROOT,
         capture_output=True,
         text=True,

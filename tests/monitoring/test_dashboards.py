@@ -7,9 +7,9 @@ import json
 import pytest
 import requests
 
-from app.launcher import LocalServer
-from tests.monitoring.conftest import ALERTS, DASHBOARDS, METRIC, dashboard, panel_queries
-from tests.service.metrics_text import samples
+from tests.harness.local_server import LocalServer
+from tests.monitoring.files import ALERTS, DASHBOARDS, METRIC, dashboard, panel_queries
+from tests.server.metrics_text import samples
 
 EXPECTED_PANELS = {
     "overview.json": {"Request rate by status", "5xx error ratio", "Latency p50 / p95 / p99", "Requests in flight"},

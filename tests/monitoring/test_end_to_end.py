@@ -19,9 +19,9 @@ import pytest
 import requests
 import yaml
 
-from app.launcher import LocalServer, free_port
-from tests.conftest import encode, photo, require_tool
-from tests.monitoring.conftest import ALERTS, DASHBOARDS, MONITORING, panel_queries, rules
+from tests.harness.local_server import LocalServer, free_port
+from tests.helpers import encode, photo, require_tool
+from tests.monitoring.files import ALERTS, DASHBOARDS, MONITORING, panel_queries, rules
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 TINY_QUEUE = {

@@ -7,8 +7,8 @@ import subprocess
 
 import yaml
 
-from tests.conftest import require_tool
-from tests.monitoring.conftest import ALERT_TESTS, ALERTS, MONITORING, alerts
+from tests.helpers import require_tool
+from tests.monitoring.files import ALERT_TESTS, ALERTS, MONITORING, alerts
 
 REQUIRED_ALERTS = {
     "VisionserveDown",

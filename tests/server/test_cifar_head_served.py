@@ -9,11 +9,10 @@ import pytest
 import requests
 import torch
 
-from app.launcher import LocalServer
 from app.models.labels import CIFAR10_LABELS
 from app.models.weights import sha256_of
-from tests.conftest import encode, photo
-from tests.helpers import train_tiny_head
+from tests.harness.local_server import LocalServer
+from tests.helpers import encode, photo
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -23,10 +22,8 @@ def head_settings(path: Path, sha256: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("served-head") / "head.pt"
-    train_tiny_head(path, train_size=48, test_size=16)
-    return path
+def head(tiny_head: tuple[Path, str]) -> Path:
+    return tiny_head[0]
 
 
 @pytest.fixture(scope="module")

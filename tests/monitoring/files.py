@@ -1,4 +1,4 @@
-"""The monitoring files, parsed once."""
+"""The monitoring files, parsed once (helpers for the monitoring tests)."""
 
 from __future__ import annotations
 

@@ -13,9 +13,10 @@ import torch
 from torchvision.models import ResNet50_Weights
 
 from app.models import weights as weights_module
+from app.models.cifar_head import CIFAR_HEAD_FORMAT, load_cifar_head_state
 from app.models.classifier import Classifier
 from app.models.labels import CIFAR10_LABELS
-from app.models.weights import CIFAR_HEAD_FORMAT, WeightsError, load_backbone_state, load_cifar_head_state, sha256_of
+from app.models.weights import WeightsError, load_backbone_state, sha256_of
 from app.settings import Settings
 
 
@@ -39,7 +40,7 @@ def test_a_wrong_sha256_is_refused_with_both_digests(weights_file: Path) -> None
 
 
 def test_a_missing_file_says_what_was_looked_for(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match=r"does not exist.*fetch_weights"):
+    with pytest.raises(WeightsError, match=r"does not exist.*visionserve fetch-weights"):
         load_backbone_state(str(tmp_path / "nothing.pth"), "", seed=0)
 
 
@@ -120,7 +121,7 @@ def test_torchvision_weights_missing_offline_explain_the_fix(torch_home: Path, m
     with pytest.raises(WeightsError) as caught:
         load_backbone_state("imagenet", "", seed=0)
     message = str(caught.value)
-    assert "IMAGENET1K_V2" in message and str(torch_home) in message and "fetch_weights" in message
+    assert "IMAGENET1K_V2" in message and str(torch_home) in message and "visionserve fetch-weights" in message
 
 
 def _head_checkpoint(path: Path, **overrides: object) -> Path:

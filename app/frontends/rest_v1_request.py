@@ -1,4 +1,4 @@
-"""Parse a predict request: raw image, multipart or JSON body, plus `heads` and `top_k`."""
+"""The /v1/predict wire format (a raw image, multipart or JSON body, `heads`, `top_k`) into one ClassifyRequest."""
 
 from __future__ import annotations
 
@@ -6,32 +6,19 @@ import base64
 import binascii
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from app.errors import ApiError, bad_request
+from app.errors import ApiError, Problems
 from app.imaging import ACCEPTED_CONTENT_TYPES, normalize_content_type
+from app.pipeline import ClassifyRequest, ImageInput
 from app.settings import HEADS, MAX_TOP_K
 
 PARAMETERS = ("heads", "top_k")
 JSON_FIELDS = ("instances", *PARAMETERS)
 BODY_TYPES = [*ACCEPTED_CONTENT_TYPES, "multipart/form-data", "application/json"]
-
-
-@dataclass(frozen=True)
-class ImageInput:
-    name: str  # how the error messages refer to it
-    data: bytes
-
-
-@dataclass(frozen=True)
-class PredictRequest:
-    images: list[ImageInput]
-    heads: frozenset[str]
-    top_k: int
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -51,23 +38,22 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _too_large(size: int, limit: int) -> ApiError:
     return ApiError(
-        413,
-        "payload_too_large",
+        Problems.PAYLOAD_TOO_LARGE,
         f"the body is {size}+ bytes; at most {limit} bytes are accepted",
         accepted={"max_body_bytes": limit},
     )
 
 
-async def parse_predict(request: Request, body: bytes, default_top_k: int) -> PredictRequest:
+async def parse_predict(request: Request, body: bytes, default_top_k: int) -> ClassifyRequest:
     """Turn the request into images + parameters, or raise a 4xx ApiError."""
     unknown = sorted(set(request.query_params) - set(PARAMETERS))
     if unknown:
-        raise bad_request(
-            "unknown_parameter", f"unknown query parameter(s): {', '.join(unknown)}", accepted=list(PARAMETERS)
+        raise ApiError(
+            Problems.UNKNOWN_PARAMETER, f"unknown query parameter(s): {', '.join(unknown)}", accepted=list(PARAMETERS)
         )
     params: dict[str, object] = {key: request.query_params[key] for key in PARAMETERS if key in request.query_params}
     if not body:
-        raise bad_request("empty_body", "the request body is empty; send an image", accepted=BODY_TYPES)
+        raise ApiError(Problems.EMPTY_BODY, "the request body is empty; send an image", accepted=BODY_TYPES)
     raw_type = request.headers.get("content-type", "")
     content_type = normalize_content_type(raw_type)
     if content_type in ACCEPTED_CONTENT_TYPES:
@@ -78,20 +64,20 @@ async def parse_predict(request: Request, body: bytes, default_top_k: int) -> Pr
         images = _parse_json(body, params)
     elif content_type.startswith("image/"):
         raise ApiError(
-            415, "unsupported_image_format", f"Content-Type {content_type} is not accepted", accepted=BODY_TYPES
+            Problems.UNSUPPORTED_IMAGE_FORMAT, f"Content-Type {content_type} is not accepted", accepted=BODY_TYPES
         )
     else:
         what = f"Content-Type {raw_type!r}" if raw_type else "a missing Content-Type"
-        raise ApiError(415, "unsupported_content_type", f"{what} is not accepted", accepted=BODY_TYPES)
+        raise ApiError(Problems.UNSUPPORTED_CONTENT_TYPE, f"{what} is not accepted", accepted=BODY_TYPES)
     if not images:
-        raise bad_request("no_images", "the request holds no image", accepted=BODY_TYPES)
-    return PredictRequest(images, parse_heads(params.get("heads")), parse_top_k(params.get("top_k"), default_top_k))
+        raise ApiError(Problems.NO_IMAGES, "the request holds no image", accepted=BODY_TYPES)
+    return ClassifyRequest(images, parse_heads(params.get("heads")), parse_top_k(params.get("top_k"), default_top_k))
 
 
 def _merge(params: dict[str, object], key: str, value: object) -> None:
     if key in params and str(params[key]) != str(value):
-        raise bad_request(
-            "conflicting_parameter",
+        raise ApiError(
+            Problems.CONFLICTING_PARAMETER,
             f"{key} is given twice with different values ({params[key]!r} and {value!r})",
             accepted="give it once, in the query or the body",
         )
@@ -109,8 +95,8 @@ async def _parse_multipart(request: Request, body: bytes, params: dict[str, obje
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise bad_request(
-            "malformed_multipart",
+        raise ApiError(
+            Problems.MALFORMED_MULTIPART,
             f"the multipart body cannot be parsed: {exc.message}",
             accepted="multipart/form-data with a boundary, one image per file part",
         ) from None
@@ -122,8 +108,8 @@ async def _parse_multipart(request: Request, body: bytes, params: dict[str, obje
             elif field in PARAMETERS:
                 _merge(params, field, value)
             else:
-                raise bad_request(
-                    "unknown_field",
+                raise ApiError(
+                    Problems.UNKNOWN_FIELD,
                     f"unknown form field {field!r}; file parts carry images",
                     accepted=["file parts (any name)", *PARAMETERS],
                 )
@@ -137,26 +123,28 @@ def _parse_json(body: bytes, params: dict[str, object]) -> list[ImageInput]:
     try:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise bad_request("malformed_json", f"the body is not valid JSON: {exc}", accepted=example) from None
+        raise ApiError(Problems.MALFORMED_JSON, f"the body is not valid JSON: {exc}", accepted=example) from None
     if not isinstance(document, dict):
-        raise bad_request("malformed_json", "the JSON body must be an object", accepted=example)
+        raise ApiError(Problems.MALFORMED_JSON, "the JSON body must be an object", accepted=example)
     unknown = sorted(set(document) - set(JSON_FIELDS))
     if unknown:
-        raise bad_request("unknown_field", f"unknown JSON field(s): {', '.join(unknown)}", accepted=example)
+        raise ApiError(Problems.UNKNOWN_FIELD, f"unknown JSON field(s): {', '.join(unknown)}", accepted=example)
     for key in PARAMETERS:
         if key in document:
             value = document[key]
             _merge(params, key, ",".join(map(str, value)) if isinstance(value, list) else value)
     instances = document.get("instances")
     if not isinstance(instances, list):
-        raise bad_request("malformed_json", "'instances' must be a list of {\"b64\": ...} objects", accepted=example)
+        raise ApiError(
+            Problems.MALFORMED_JSON, "'instances' must be a list of {\"b64\": ...} objects", accepted=example
+        )
     return [_decode_instance(i, instance, example) for i, instance in enumerate(instances)]
 
 
 def _decode_instance(index: int, instance: object, example: dict) -> ImageInput:
     if not isinstance(instance, dict) or set(instance) != {"b64"} or not isinstance(instance["b64"], str):
-        raise bad_request(
-            "malformed_json", f'instances[{index}] must be exactly {{"b64": "<string>"}}', accepted=example
+        raise ApiError(
+            Problems.MALFORMED_JSON, f'instances[{index}] must be exactly {{"b64": "<string>"}}', accepted=example
         )
     text = instance["b64"].strip()
     if text.startswith("data:") and "," in text:
@@ -164,8 +152,8 @@ def _decode_instance(index: int, instance: object, example: dict) -> ImageInput:
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise bad_request(
-            "malformed_base64",
+        raise ApiError(
+            Problems.MALFORMED_BASE64,
             f"instances[{index}].b64 is not valid base64: {exc}",
             accepted="standard base64 (RFC 4648), optionally as a data: URL",
         ) from None
@@ -178,7 +166,7 @@ def parse_heads(raw: object) -> frozenset[str]:
         return frozenset({"imagenet"})
     names = [name.strip() for name in str(raw).split(",")]
     if not names or any(name not in HEADS for name in names):
-        raise bad_request("unknown_head", f"heads={raw!r} names an unknown head", accepted=list(HEADS))
+        raise ApiError(Problems.UNKNOWN_HEAD, f"heads={raw!r} names an unknown head", accepted=list(HEADS))
     return frozenset(names)
 
 
@@ -192,8 +180,8 @@ def parse_top_k(raw: object, default: int) -> int:
     except (TypeError, ValueError):
         value = None
     if value is None or not 1 <= value <= MAX_TOP_K:
-        raise bad_request(
-            "invalid_top_k",
+        raise ApiError(
+            Problems.INVALID_TOP_K,
             f"top_k={raw!r} is not an integer from 1 to {MAX_TOP_K}",
             accepted={"min": 1, "max": MAX_TOP_K},
         )

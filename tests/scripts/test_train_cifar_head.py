@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import torch
 
+from app.models.cifar_head import load_cifar_head_state
 from app.models.labels import CIFAR10_LABELS
-from app.models.weights import WeightsError, load_cifar_head_state, sha256_of
-from tests.helpers import train_tiny_head
+from app.models.weights import WeightsError, sha256_of
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "train_cifar_head.py"
@@ -24,19 +23,9 @@ SCRIPT = ROOT / "scripts" / "train_cifar_head.py"
 pytestmark = pytest.mark.slow
 
 
-def load_script() -> ModuleType:
-    """The script as a module (scripts/ is not a package), to test its functions directly."""
-    spec = importlib.util.spec_from_file_location("train_cifar_head", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    path = tmp_path_factory.mktemp("head") / "head.pt"
-    return path, train_tiny_head(path).stdout
+def trained(tiny_head: tuple[Path, str]) -> tuple[Path, str]:
+    return tiny_head
 
 
 def test_prints_loss_accuracy_and_sha256(trained: tuple[Path, str]) -> None:
@@ -94,7 +83,7 @@ def test_missing_backbone_is_an_error(tmp_path: Path) -> None:
 
 def test_head_learns_separable_features() -> None:
     """The training loop itself works: clustered 2048-d features are classified almost perfectly."""
-    script = load_script()
+    script = load_script("train_cifar_head")
     generator = torch.Generator().manual_seed(0)
     centres = torch.randn(len(CIFAR10_LABELS), 2048, generator=generator) * 3
 

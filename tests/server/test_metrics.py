@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from app.launcher import LocalServer
-from tests.service.metrics_text import samples, total
+from tests.harness.local_server import LocalServer
+from tests.server.metrics_text import samples, total
 
 pytestmark = pytest.mark.service
 

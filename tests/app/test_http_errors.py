@@ -5,13 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-import requests
 from PIL import Image
+from starlette.testclient import TestClient
 
-from app.launcher import LocalServer
-from tests.conftest import encode, photo
-
-pytestmark = pytest.mark.service
+from tests.helpers import encode, photo
 
 JPEG = {"Content-Type": "image/jpeg"}
 
@@ -106,10 +103,10 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_gets_a_clear_4xx_and_the_server_stays_ready(server: LocalServer, case: str) -> None:
+def test_bad_input_gets_a_clear_4xx_and_the_server_stays_ready(client: TestClient, case: str) -> None:
     query, body, headers, status, code = CASES[case]
     data = body() if callable(body) else body
-    response = requests.post(f"{server.url}/v1/predict{query}", data=data, headers=headers, timeout=60)
+    response = client.post(f"/v1/predict{query}", content=data, headers=headers)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     error = response.json()["error"]
@@ -117,35 +114,35 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_stays_ready(server: LocalServ
     assert error["message"]
     if status in (400, 413, 415) and code not in ("conflicting_parameter",):
         assert "accepted" in error, error
-    assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
+    assert client.get("/readyz").status_code == 200
 
 
-def test_multipart_with_a_non_image_part_names_the_part(server: LocalServer) -> None:
+def test_multipart_with_a_non_image_part_names_the_part(client: TestClient) -> None:
     files = [("good", ("cat.jpg", _jpeg(), "image/jpeg")), ("bad", ("notes.txt", b"plain words", "text/plain"))]
-    response = requests.post(f"{server.url}/v1/predict", files=files, timeout=30)
+    response = client.post("/v1/predict", files=files)
     assert response.status_code == 415
     assert "'bad'" in response.json()["error"]["message"]
 
 
-def test_multipart_unknown_text_field_is_not_dropped(server: LocalServer) -> None:
+def test_multipart_unknown_text_field_is_not_dropped(client: TestClient) -> None:
     files = [("image", ("cat.jpg", _jpeg(), "image/jpeg"))]
-    response = requests.post(f"{server.url}/v1/predict", files=files, data={"topk": "3"}, timeout=30)
+    response = client.post("/v1/predict", files=files, data={"topk": "3"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "unknown_field"
 
 
-def test_too_many_images_in_one_request(server: LocalServer) -> None:
+def test_too_many_images_in_one_request(client: TestClient) -> None:
     tiny = encode(photo("coffee", (32, 32)), "PNG")
     files = [(f"f{i}", (f"{i}.png", tiny, "image/png")) for i in range(33)]
-    response = requests.post(f"{server.url}/v1/predict", files=files, timeout=30)
+    response = client.post("/v1/predict", files=files)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_many_images"
 
 
-def test_chunked_body_over_the_limit_is_cut_off(server: LocalServer) -> None:
+def test_chunked_body_over_the_limit_is_cut_off(client: TestClient) -> None:
     def chunks():  # no Content-Length: the limit must hold while streaming
         for _ in range(12):
             yield b"\0" * (1024 * 1024)
 
-    response = requests.post(f"{server.url}/v1/predict", data=chunks(), headers=JPEG, timeout=60)
+    response = client.post("/v1/predict", content=chunks(), headers=JPEG)
     assert response.status_code == 413

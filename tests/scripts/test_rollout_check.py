@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,7 +23,8 @@ from kubernetes.client import (
 )
 from kubernetes.client.exceptions import ApiException
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT, load_script
+
 SCRIPT = ROOT / "scripts" / "rollout_check.py"
 
 NAMESPACE = "ml"
@@ -37,17 +36,7 @@ SELECTOR_STRING = "app.kubernetes.io/instance=prod,app.kubernetes.io/name=vision
 TIMESTAMP = "2025-11-25T10:00:00Z"
 
 
-def load_script() -> ModuleType:
-    """The script as a module (scripts/ is not a package), to test its functions directly."""
-    spec = importlib.util.spec_from_file_location("rollout_check", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-rc = load_script()
+rc = load_script("rollout_check")
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ from PIL import Image
 from app.errors import ApiError
 from app.imaging import INPUT_SIZE, open_image, preprocess
 from app.imaging import to_tensor as preprocess_image
-from tests.conftest import encode, photo
-from tests.helpers import PICTURES, animated, sixteen_bit_gray
+from tests.helpers import PICTURES, animated, encode, photo, sixteen_bit_gray
 
 MAX_PIXELS = 40_000_000
 

@@ -1,4 +1,4 @@
-"""How many torch threads a worker gets: the CPU quota shared among the workers."""
+"""How many runtime threads a worker gets: the CPU quota shared among the workers (the chart computes the same)."""
 
 from __future__ import annotations
 
@@ -19,5 +19,10 @@ def cpu_quota() -> float:
     return float(len(os.sched_getaffinity(0)))
 
 
+def threads_for(quota: float, workers: int) -> int:
+    """The formula: whole CPUs of the quota per worker, at least one."""
+    return max(1, int(quota // workers))
+
+
 def threads_per_worker(settings: Settings) -> int:
-    return settings.torch_threads or max(1, int(cpu_quota() // settings.workers))
+    return settings.torch_threads or threads_for(cpu_quota(), settings.workers)
