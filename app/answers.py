@@ -104,8 +104,11 @@ class ModelDescription(Struct):
     name: str
     version: str
     server_version: str
+    runtime: Literal["openvino", "torch"]
+    precision: Literal["fp32", "bf16", "fp16"]  # the precision the runtime actually uses
     device: str
-    torch_threads: int
+    capabilities: list[str]  # what the runtime found on the hardware, which decided the precision
+    threads: int  # inference threads of this worker
     random_weights: bool  # true when any head serves random weights
 
 

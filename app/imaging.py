@@ -1,11 +1,10 @@
-"""Image bytes -> validated RGB picture -> normalised 3x224x224 tensor."""
+"""Image bytes -> validated RGB picture -> 224x224x3 uint8 pixels (the runtime's graph normalises them)."""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.errors import ApiError, Problems
@@ -34,8 +33,6 @@ _REFUSED_SIGNATURES = (
 
 INPUT_SIZE = 224
 RESIZE_SIZE = 256
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def _unsupported(name: str) -> ApiError:
@@ -122,11 +119,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """torchvision's recipe (Resize(256), CenterCrop(224)), computed as one resize of the crop's box.
+def to_pixels(image: Image.Image) -> np.ndarray:
+    """torchvision's recipe (Resize(256), CenterCrop(224)), computed as one resize of the crop's box: 224x224x3 uint8.
 
-    The output equals resize-then-crop pixel for pixel, but only the centre box is resampled, so
-    the cost is the same for any aspect ratio (a 1x8000 strip is not blown up to 256x2048000).
+    The output equals resize-then-crop pixel for pixel (within one grey level of rounding), but only the centre
+    box is resampled, so the cost is the same for any aspect ratio (a 1x8000 strip is not blown up to 256x2048000).
+    Pillow resamples without holding the GIL; no float conversion happens here: the runtime's graph normalises.
     """
     width, height = image.size
     short, long = min(width, height), max(width, height)
@@ -137,10 +135,9 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     scale_x, scale_y = width / resized_w, height / resized_h
     box = (left * scale_x, top * scale_y, (left + INPUT_SIZE) * scale_x, (top + INPUT_SIZE) * scale_y)
     cropped = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, box=box, reducing_gap=None)
-    array = (np.asarray(cropped, dtype=np.float32) / 255.0 - MEAN) / STD
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    return np.array(cropped, dtype=np.uint8)  # owned and writable: torch.from_numpy takes it as is
 
 
-def preprocess(data: bytes, max_pixels: int) -> torch.Tensor:
-    """Bytes -> 3x224x224 float tensor, ready to batch."""
-    return to_tensor(open_image(data, max_pixels))
+def preprocess(data: bytes, max_pixels: int) -> np.ndarray:
+    """Bytes -> 224x224x3 uint8 pixels, ready to batch."""
+    return to_pixels(open_image(data, max_pixels))

@@ -64,21 +64,28 @@ class Worker:
         self._publish(classifier)
         self.ready = True
         self.metrics.ready.set(1)
+        info = classifier.runtime.info
         log.info(
-            "ready: %s threads=%d device=%s",
+            "ready: %s; runtime %s %s on %s with %d threads (found: %s)",
             "; ".join(f"{name}: {head.weights.source}" for name, head in classifier.heads.items()),
-            threads_per_worker(settings),
-            classifier.device,
+            info.name,
+            info.precision,
+            info.device,
+            info.threads,
+            ", ".join(info.capabilities) or "nothing special",
         )
 
     def _publish(self, classifier: Classifier) -> None:
         heads = classifier.heads
+        info = classifier.runtime.info
         self.metrics.queue_capacity.set(self.settings.max_queue)
         self.metrics.model_info.labels(
             self.settings.model_version,
             heads["imagenet"].weights.kind,
             heads["cifar10"].weights.kind if "cifar10" in heads else "none",
-            str(classifier.device),
+            info.device,
+            info.name,
+            info.precision,
         ).set(1)
 
     async def stop(self) -> None:

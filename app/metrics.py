@@ -92,7 +92,7 @@ class Metrics:
         self.model_info = Gauge(
             "visionserve_model_info",
             "The model being served (value 1).",
-            ["version", "weights", "cifar_head", "device"],
+            ["version", "weights", "cifar_head", "device", "runtime", "precision"],
             registry=r,
             multiprocess_mode="livemax",
         )

@@ -15,6 +15,8 @@ ENV_PREFIX = "VISIONSERVE_"
 CONFIG_FILE_ENV = "CONFIG_FILE"
 HEADS = ("imagenet", "cifar10")
 MAX_TOP_K = 1000
+RUNTIMES = ("auto", "openvino", "torch")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # VISIONSERVE_* variables that are not settings (the test suite's tool policy).
 NOT_SETTINGS = frozenset({"VISIONSERVE_REQUIRE_TOOLS"})
 
@@ -59,7 +61,18 @@ class Settings:
     cifar_head_sha256: str = _setting("", "Expected sha256 of the CIFAR-10 head checkpoint (checked when set).")
     random_seed: int = _setting(0, "Seed used when weights are 'random'.", low=0, high=2**31 - 1)
     device: str = _setting("auto", "Where the model runs.", choices=("auto", "cpu", "cuda"))
-    torch_threads: int = _setting(0, "Torch intra-op threads per worker; 0 = CPU quota / workers.", low=0, high=256)
+    runtime: str = _setting(
+        "auto", "What runs the model: auto (OpenVINO on CPU, torch on CUDA), openvino, torch.", choices=RUNTIMES
+    )
+    precision: str = _setting(
+        "auto", "auto: what the runtime does best on this hardware (bf16 on AMX/AVX512-BF16 CPUs).", choices=PRECISIONS
+    )
+    model_cache: str = _setting(
+        "auto", "Converted-model cache: auto ($XDG_CACHE_HOME/visionserve), off, or a directory."
+    )
+    torch_threads: int = _setting(
+        0, "Inference threads per worker (torch or OpenVINO); 0 = CPU quota / workers.", low=0, high=256
+    )
     preprocess_threads: int = _setting(2, "Decode/resize threads per worker.", low=1, high=64)
 
     max_batch_size: int = _setting(8, "A batch closes when it holds this many images.", low=1, high=256)
@@ -75,6 +88,10 @@ class Settings:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
+        if self.runtime == "openvino" and self.device == "cuda":
+            raise SettingsError(
+                "runtime=openvino runs on the CPU; with device=cuda use runtime torch (or auto), or set device=cpu"
+            )
         if self.max_images > self.max_queue:
             raise SettingsError(
                 f"max_images={self.max_images} exceeds max_queue={self.max_queue}: such a request "

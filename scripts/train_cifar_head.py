@@ -1,8 +1,8 @@
 """Train the CIFAR-10 linear head (2048 -> 10) on frozen ResNet-50 features; save a checkpoint the service loads.
 
-The backbone is built by the service's own code (Classifier.from_settings), and CIFAR's 32x32 images are
-preprocessed exactly as the service preprocesses a request (app.imaging.to_tensor: short side to 256,
-centre-crop 224, normalise), so the head sees at training time the features it will see when serving.
+The backbone is built by the service's own code (app.models.network.build_network), and CIFAR's 32x32 images are
+preprocessed exactly as the service preprocesses a request (app.imaging.to_pixels: short side to 256, centre-crop
+224; then the network's own Normalise), so the head sees at training time the features it will see when serving.
 
     python scripts/train_cifar_head.py --weights imagenet --data-dir ~/data/cifar10 --output cifar10_head.pt
     python scripts/train_cifar_head.py --fake-data --weights random --output /tmp/head.pt   # offline test
@@ -21,11 +21,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 
-from app.imaging import to_tensor
+from app.imaging import to_pixels
 from app.models.cifar_head import checkpoint, save
-from app.models.classifier import Classifier
 from app.models.labels import CIFAR10_LABELS, FEATURE_DIM
+from app.models.network import Normalise, build_network
 from app.models.weights import WeightsError, WeightsInfo
+from app.runtimes.base import UnsupportedError
+from app.runtimes.choice import resolve_device
 from app.settings import Settings, SettingsError
 
 FAKE_DATASET = "FakeData (offline test)"
@@ -71,18 +73,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset, str]:
-    """(train, test, dataset name); every image goes through the service's to_tensor."""
+    """(train, test, dataset name); every image goes through the service's to_pixels."""
     if args.fake_data:
         shape = (3, 32, 32)
         classes = len(CIFAR10_LABELS)
-        train = datasets.FakeData(args.train_size, shape, classes, transform=to_tensor, random_offset=args.seed)
+        train = datasets.FakeData(args.train_size, shape, classes, transform=to_pixels, random_offset=args.seed)
         test_offset = args.seed + args.train_size + 1_000_003  # a disjoint random stream from the train images
-        test = datasets.FakeData(args.test_size, shape, classes, transform=to_tensor, random_offset=test_offset)
+        test = datasets.FakeData(args.test_size, shape, classes, transform=to_pixels, random_offset=test_offset)
         return train, test, FAKE_DATASET
     root = args.data_dir.expanduser()
     try:
-        train = datasets.CIFAR10(root, train=True, transform=to_tensor, download=True)
-        test = datasets.CIFAR10(root, train=False, transform=to_tensor, download=True)
+        train = datasets.CIFAR10(root, train=True, transform=to_pixels, download=True)
+        test = datasets.CIFAR10(root, train=False, transform=to_pixels, download=True)
     except (OSError, RuntimeError) as exc:
         raise SystemExit(
             f"error: CIFAR-10 is not in {root} and could not be downloaded ({exc.__class__.__name__}: {exc}). "
@@ -94,7 +96,7 @@ def load_datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset, str]:
 
 
 def build_backbone(args: argparse.Namespace) -> tuple[nn.Module, torch.device, WeightsInfo]:
-    """The service's backbone (fc is Identity: 2048-d features), in eval mode on its device."""
+    """The service's normalisation + backbone (fc is Identity: 2048-d features), in eval mode on its device."""
     settings = Settings(
         weights=args.weights,
         weights_sha256=args.weights_sha256,
@@ -102,11 +104,12 @@ def build_backbone(args: argparse.Namespace) -> tuple[nn.Module, torch.device, W
         device=args.device,
         random_seed=args.seed,
     )
-    classifier = Classifier.from_settings(settings)
-    backbone = classifier.backbone.eval()
+    device = resolve_device(settings.device)
+    network, heads = build_network(settings)
+    backbone = nn.Sequential(Normalise(), network.backbone).eval().to(device, memory_format=torch.channels_last)
     for parameter in backbone.parameters():
         parameter.requires_grad_(False)
-    return backbone, classifier.device, classifier.heads["imagenet"].weights
+    return backbone, device, heads["imagenet"].weights
 
 
 def extract_features(
@@ -119,8 +122,7 @@ def extract_features(
     started = time.perf_counter()
     with torch.inference_mode():
         for images, targets in loader:
-            batch = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            chunks.append(backbone(batch).float().cpu())
+            chunks.append(backbone(images.to(device, non_blocking=True)).float().cpu())
             labels.append(torch.as_tensor(targets, dtype=torch.int64))
     # Concatenated outside inference mode: plain tensors, usable by autograd while training the head.
     features = Features(torch.cat(chunks), torch.cat(labels))
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     train_set, test_set, dataset = load_datasets(args)  # first: a missing dataset fails before the model loads
     try:
         backbone, device, backbone_info = build_backbone(args)
-    except (WeightsError, SettingsError) as exc:
+    except (WeightsError, SettingsError, UnsupportedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"backbone: {backbone_info.source} on {device}", flush=True)

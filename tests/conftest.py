@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +17,15 @@ from app.main import create_app
 from app.settings import Settings
 from tests.harness.local_server import LocalServer
 from tests.helpers import encode, photo, train_tiny_head
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One model cache for the whole run, in a temporary folder: servers started by tests share converted models."""
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="visionserve-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop("XDG_CACHE_HOME", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +58,7 @@ def tiny_head(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 RANDOM_SETTINGS = {
     "weights": "random",
+    "runtime": "torch",  # the real servers cover the torch runtime; the in-process app the default, OpenVINO
     "cifar_head": "random",
     "workers": 2,
     "torch_threads": 1,
@@ -63,7 +76,7 @@ def server() -> Iterator[LocalServer]:
 
 @pytest.fixture(scope="session")
 def client() -> Iterator[TestClient]:
-    """The app in process (one worker, random weights, both heads): the HTTP contract without a server."""
-    settings = Settings(**{**RANDOM_SETTINGS, "workers": 1})
+    """The app in process (one worker, random weights, both heads, the default runtime): the HTTP contract."""
+    settings = Settings(**{**RANDOM_SETTINGS, "workers": 1, "runtime": "auto"})
     with TestClient(create_app(settings), raise_server_exceptions=False) as in_process:
         yield in_process

@@ -8,13 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
 import numpy as np
 import pytest
 from PIL import Image
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "scripts" / "train_cifar_head.py"
 
@@ -125,3 +129,14 @@ def load_script(name: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
+
+
+def on_a_worker_thread(call: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Run `call` on a thread of its own, as the service runs its model (on the inference thread).
+
+    OpenVINO compiling from its cache on the main thread leaves that thread unusable for the Go runtime that
+    helm-python-sdk loads into this same test process (a segfault in a later chart test), so tests that build
+    or run an OpenVINO runtime do it off the main thread, like the service.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="inference") as pool:
+        return pool.submit(call, *args, **kwargs).result()

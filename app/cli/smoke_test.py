@@ -69,7 +69,8 @@ def check(url: str, timeout_s: float) -> list[str]:
     described = request_json(f"{url}/v1/models", timeout=10)
     model = described["model"]
     warning = " (RANDOM weights: predictions are meaningless)" if model["random_weights"] else ""
-    report.append(f"PASS /v1/models: {model['name']} v{model['version']} on {model['device']}{warning}")
+    runtime = f"{model['runtime']} {model['precision']} on {model['device']}"
+    report.append(f"PASS /v1/models: {model['name']} v{model['version']}, {runtime}{warning}")
     for head, info in described["heads"].items():
         if not info["available"]:
             report.append(f"SKIP {head}: not loaded on this server ({info['weights']['source']})")

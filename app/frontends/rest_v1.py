@@ -25,12 +25,11 @@ from app.errors import ApiError, Problems
 from app.frontends.json_response import answer
 from app.frontends.rest_v1_request import parse_predict, read_body
 from app.lifecycle import Worker
-from app.models.classifier import Head
 from app.models.labels import CIFAR10_LABELS
+from app.models.network import HeadInfo
 from app.models.weights import NO_HEAD, WeightsInfo
 from app.pipeline import ClassifyRequest, ClassifyResult, Pipeline
 from app.settings import Settings
-from app.threads import threads_per_worker
 
 MODEL_NAME = "resnet50"
 
@@ -92,7 +91,7 @@ def _weights(info: WeightsInfo) -> WeightsDescription:
     return WeightsDescription(info.kind, info.source, info.sha256, **info.metadata)  # type: ignore[arg-type]
 
 
-def _head(head: Head) -> HeadDescription:
+def _head(head: HeadInfo) -> HeadDescription:
     return HeadDescription(True, len(head.labels), list(head.labels), _weights(head.weights))
 
 
@@ -100,6 +99,7 @@ def models_answer(settings: Settings, pipeline: Pipeline) -> ModelsAnswer:
     """The body of GET /v1/models."""
     classifier = pipeline.classifier
     heads = classifier.heads
+    info = classifier.runtime.info
     cifar = (
         _head(heads["cifar10"])
         if "cifar10" in heads
@@ -111,8 +111,11 @@ def models_answer(settings: Settings, pipeline: Pipeline) -> ModelsAnswer:
             name=MODEL_NAME,
             version=s.model_version,
             server_version=__version__,
-            device=str(classifier.device),
-            torch_threads=threads_per_worker(s),
+            runtime=info.name,  # type: ignore[arg-type]
+            precision=info.precision,  # type: ignore[arg-type]
+            device=info.device,
+            capabilities=list(info.capabilities),
+            threads=info.threads,
             random_weights=any(head.weights.is_random for head in heads.values()),
         ),
         heads=Heads(imagenet=_head(heads["imagenet"]), cifar10=cifar),

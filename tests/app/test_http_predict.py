@@ -100,7 +100,9 @@ def test_models_says_random_in_plain_words(client: TestClient) -> None:
     body = client.get("/v1/models").json()
     assert body["model"]["random_weights"] is True
     assert body["model"]["device"] == "cpu"
-    assert body["model"]["torch_threads"] == 1  # as configured for each of the 2 workers
+    assert body["model"]["runtime"] == "openvino"  # the default on the CPU
+    assert body["model"]["precision"] == ("bf16" if "BF16" in body["model"]["capabilities"] else "fp32")
+    assert body["model"]["threads"] == 1  # as configured
     for head, classes in (("imagenet", 1000), ("cifar10", 10)):
         described = body["heads"][head]
         assert described["available"] is True and described["classes"] == classes

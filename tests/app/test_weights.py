@@ -14,8 +14,8 @@ from torchvision.models import ResNet50_Weights
 
 from app.models import weights as weights_module
 from app.models.cifar_head import CIFAR_HEAD_FORMAT, load_cifar_head_state
-from app.models.classifier import Classifier
 from app.models.labels import CIFAR10_LABELS
+from app.models.network import build_network
 from app.models.weights import WeightsError, load_backbone_state, sha256_of
 from app.settings import Settings
 
@@ -28,9 +28,9 @@ def test_a_local_file_loads_with_its_sha256(weights_file: Path) -> None:
 
 
 def test_the_loaded_model_uses_the_file_not_random_init(weights_file: Path) -> None:
-    classifier = Classifier.from_settings(Settings(weights=str(weights_file), torch_threads=1))
+    network, _ = build_network(Settings(weights=str(weights_file), torch_threads=1))
     expected = torch.load(weights_file, weights_only=True)["fc.weight"]
-    assert torch.equal(classifier.heads["imagenet"].layer.weight, expected)
+    assert torch.equal(network.heads["imagenet"].weight, expected)
 
 
 def test_a_wrong_sha256_is_refused_with_both_digests(weights_file: Path) -> None:
@@ -55,7 +55,7 @@ def test_a_state_dict_of_another_model_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(10, 512), "fc.bias": torch.zeros(10)}, other)
     with pytest.raises(WeightsError, match="does not fit ResNet-50"):
-        Classifier.from_settings(Settings(weights=str(other), torch_threads=1))
+        build_network(Settings(weights=str(other), torch_threads=1))
 
 
 def test_random_is_explicit_and_says_so() -> None:
@@ -153,7 +153,7 @@ def test_a_head_trained_on_another_backbone_is_flagged(
     head = _head_checkpoint(tmp_path / "head.pt")
     settings = Settings(weights=str(weights_file), cifar_head=str(head), torch_threads=1)
     with caplog.at_level(logging.WARNING, logger="visionserve"):
-        classifier = Classifier.from_settings(settings)
-    assert "cifar10" in classifier.heads
-    assert classifier.heads["cifar10"].weights.metadata["backbone_sha256"] == "f" * 64
+        _, heads = build_network(settings)
+    assert "cifar10" in heads
+    assert heads["cifar10"].weights.metadata["backbone_sha256"] == "f" * 64
     assert any("trained on backbone sha256" in record.getMessage() for record in caplog.records)

@@ -130,7 +130,9 @@ def run_and_check(podman: Podman, grace_s: float) -> list[str]:
         "--tmpfs",
         "/tmp:rw,size=256m",
         "--tmpfs",
-        "/cache:rw,size=64m",
+        "/cache:rw,size=1g",
+        "-e",
+        "XDG_CACHE_HOME=/cache",  # as the chart sets it: the converted model is cached there
         "-e",
         "VISIONSERVE_HOST=127.0.0.1",
         "-e",

@@ -67,6 +67,7 @@ def test_every_stage_and_the_model_are_exported(server: LocalServer) -> None:
         assert expected in names
     info = [labels for name, labels, value in samples(server.url) if name == "visionserve_model_info" and value]
     assert info and info[0]["weights"] == "random" and info[0]["device"] == "cpu"
+    assert info[0]["runtime"] == "torch" and info[0]["precision"] in {"fp32", "bf16"}  # as the fixture asks
 
 
 def test_raw_paths_and_methods_never_become_labels(server: LocalServer) -> None:
