@@ -37,8 +37,8 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP) ## Benchmark: batching on vs off vs the in-process ceiling
-	$(PY) scripts/bench.py
+bench: $(STAMP) ## Benchmark: OpenVINO and torch servers vs in-process ceilings (BENCH_ARGS="--strict ...")
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 train-cifar-head: $(STAMP) ## Train the CIFAR-10 head on frozen features (downloads CIFAR-10 when online)
 	$(PY) scripts/train_cifar_head.py --data-dir data/cifar10 --output weights/cifar10_head.pt

@@ -1,0 +1,178 @@
+"""scripts/benchlib: the pure parts of the benchmark (targets, metric deltas, CPU split, stats, report)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scripts.benchlib.ceilings import duration_stats
+from scripts.benchlib.load import LevelResult, Sample
+from scripts.benchlib.machine import parse_cpuinfo
+from scripts.benchlib.procfs import CLK_TCK
+from scripts.benchlib.report import level_table, noisy_phases, runtime_table, target_lines
+from scripts.benchlib.server_stats import CpuSplit, metric_totals, stage_wall_ms
+from scripts.benchlib.targets import check_targets, target
+
+EXPOSITION = """\
+# TYPE visionserve_images counter
+visionserve_images_total {images}
+# TYPE visionserve_preprocess_seconds histogram
+visionserve_preprocess_seconds_bucket{{le="+Inf"}} {images}
+visionserve_preprocess_seconds_count {images}
+visionserve_preprocess_seconds_sum {preprocess}
+# TYPE visionserve_queue_wait_seconds histogram
+visionserve_queue_wait_seconds_count {images}
+visionserve_queue_wait_seconds_sum {queue}
+# TYPE visionserve_inference_seconds histogram
+visionserve_inference_seconds_count {batches}
+visionserve_inference_seconds_sum {inference}
+# TYPE visionserve_batch_size histogram
+visionserve_batch_size_count {batches}
+visionserve_batch_size_sum {images}
+# TYPE visionserve_request_duration_seconds histogram
+visionserve_request_duration_seconds_count{{route="/v1/predict"}} {images}
+visionserve_request_duration_seconds_sum{{route="/v1/predict"}} {requests}
+visionserve_request_duration_seconds_count{{route="/v1/models"}} 1000
+visionserve_request_duration_seconds_sum{{route="/v1/models"}} 1000
+"""
+
+
+def _exposition(
+    *, images: int, batches: int, preprocess: float, queue: float, inference: float, requests: float
+) -> str:
+    """An exposition as a server would answer it; the seconds are sums over every image (or batch, or request)."""
+    return EXPOSITION.format_map(locals())
+
+
+EARLIER = _exposition(images=10, batches=2, preprocess=0.03, queue=0.1, inference=0.4, requests=1.0)
+
+
+def test_metric_totals_keep_the_predict_route_and_drop_buckets() -> None:
+    totals = metric_totals(EARLIER)
+    assert totals["visionserve_request_duration_seconds_sum"] == 1.0  # /v1/models left out
+    assert not any(name.endswith("_bucket") for name in totals)
+
+
+def test_stage_wall_ms_is_per_image_between_two_scrapes() -> None:
+    before = metric_totals(EARLIER)
+    after = metric_totals(_exposition(images=26, batches=4, preprocess=0.078, queue=0.42, inference=1.2, requests=3.4))
+    stages = stage_wall_ms(before, after)
+    assert stages["images"] == 16
+    assert stages["mean_batch"] == 8.0
+    assert stages["preprocess_ms"] == 3.0
+    assert stages["queue_ms"] == 20.0
+    assert stages["inference_ms_per_batch"] == 400.0
+    assert stages["inference_ms_per_image"] == 50.0
+    assert stages["request_ms"] == 150.0
+
+
+def test_stage_wall_ms_without_traffic_is_none_not_a_division_by_zero() -> None:
+    same = metric_totals(EARLIER)
+    assert stage_wall_ms(same, same)["preprocess_ms"] is None
+
+
+def test_cpu_split_gives_inference_as_the_workers_other_threads() -> None:
+    earlier = CpuSplit(master=1, event_loop=10, decode=0, workers=100)
+    later = CpuSplit(master=1, event_loop=10 + CLK_TCK, decode=2 * CLK_TCK, workers=100 + 10 * CLK_TCK)
+    ms = later.minus(earlier).ms_per_image(10)
+    assert ms == {"total": 1000.0, "decode": 200.0, "inference": 700.0, "event_loop": 100.0, "master": 0.0}
+    assert later.minus(earlier).ms_per_image(0)["total"] is None
+
+
+def test_target_results() -> None:
+    assert target("t", 8, 10, op=">=", limit=0.7, unit="img/s")["result"] == "PASS"
+    assert target("t", 6, 10, op=">=", limit=0.7, unit="img/s")["result"] == "MISS"
+    assert target("t", 1000, 1000, op="<", limit=1.0, unit="ms")["result"] == "MISS"
+    assert target("t", None, 10, op=">=", limit=0.7, unit="img/s")["result"] == "SKIP"
+    assert target("t", 1, 0, op=">=", limit=0.7, unit="img/s")["result"] == "SKIP"
+
+
+def test_a_target_is_judged_on_the_ratio_it_prints() -> None:
+    found = target("t", 16, 10.667, op=">=", limit=1.5, unit="img/s")  # 1.49995...
+    assert (found["ratio"], found["result"]) == (1.5, "PASS")
+
+
+def _level(concurrency: int, img_s: float, p50: float = 10.0, p99: float = 100.0) -> dict[str, Any]:
+    return {"concurrency": concurrency, "throughput_img_s": img_s, "p50_ms": p50, "p99_ms": p99}
+
+
+@pytest.mark.parametrize(("amx", "expected"), [(True, "MISS"), (False, "PASS")])
+def test_the_speedup_over_torch_needs_4x_with_amx_and_1_5x_without(amx: bool, expected: str) -> None:
+    targets = check_targets(
+        levels={"openvino": [_level(1, 50), _level(16, 200), _level(64, 190)], "torch": [_level(16, 100)]},
+        ceiling_batch8_img_s=250,
+        reference_c1_ms=5,
+        amx=amx,
+        pss_mb=800,
+        ready_warm_s={"openvino": 6, "torch": 4},
+    )
+    by_name = {t["target"].split(" (")[0]: t["result"] for t in targets}
+    assert by_name["c=16 openvino throughput / torch-runtime throughput"] == expected
+    assert [t["result"] for t in targets if "torch-runtime" not in t["target"]] == ["PASS", "MISS"] + ["PASS"] * 4
+
+
+def test_targets_of_levels_not_run_are_skipped() -> None:
+    targets = check_targets(
+        levels={"openvino": [_level(1, 50)]},
+        ceiling_batch8_img_s=None,
+        reference_c1_ms=5,
+        amx=False,
+        pss_mb=None,
+        ready_warm_s={"openvino": 6},
+    )
+    assert [t["result"] for t in targets] == ["SKIP", "SKIP", "MISS", "SKIP", "SKIP", "SKIP", "SKIP"]
+    assert all(line.split()[0] in {"PASS", "MISS", "SKIP"} for line in target_lines(targets))
+
+
+def test_level_result_counts_accepted_shed_errors_and_drops_late_answers() -> None:
+    level = LevelResult(concurrency=2, duration_s=2.0)
+    for sample in (Sample(200, 0.01, 1.0), Sample(200, 0.03, 1.5), Sample(503, 0.001, 1.6), Sample(200, 0.5, 9.0)):
+        level.record(sample, stop_at=5.0)
+    level.record("ConnectionResetError: reset", stop_at=5.0)
+    summary = level.summary()
+    assert (summary["ok"], summary["shed"], summary["errors"]) == (2, 1, 1)
+    assert summary["throughput_img_s"] == 1.0
+    assert summary["p50_ms"] == 20.0
+    assert summary["shed_pct"] == 25.0
+
+
+def test_duration_stats_in_ms() -> None:
+    assert duration_stats([0.001, 0.002, 0.003]) | {"p90": None} == {
+        "median": 2.0,
+        "mean": 2.0,
+        "p90": None,
+        "max": 3.0,
+        "n": 3,
+    }
+
+
+def test_parse_cpuinfo_reads_the_first_processor() -> None:
+    text = "processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx2 amx_tile\n\nprocessor\t: 1\nmodel name\t: Other\n"
+    assert parse_cpuinfo(text) == ("Xeon", {"fpu", "avx2", "amx_tile"})
+
+
+def test_the_tables_have_a_row_per_runtime_and_level() -> None:
+    cpu = {"total": 10.0, "decode": 3.0, "inference": 5.0, "event_loop": 2.0, "master": 0.0}
+    level = {
+        **_level(16, 200.0),
+        "p95_ms": 90.0,
+        "shed": 0,
+        "server_ms": {"mean_batch": 7.5},
+        "cpu_ms_per_image": cpu,
+        "cpu": {"other_cores": 0.0},
+    }
+    servers = {
+        "openvino": {"levels": [level], "start": {"first": {"ready_s": 9.0}, "warm": {"ready_s": 3.0}}, "pss_mb": 700},
+        "torch": {"levels": [level, level], "start": {}, "pss_mb": None},
+    }
+    in_process = {"openvino": {"precision": "bf16", "threads": 2, "batch1_img_s": 150, "batch8_img_s": 240}}
+    runtimes = runtime_table(in_process, servers).splitlines()
+    assert len(runtimes) == 4
+    assert "| 9.0 / 3.0 | 700 |" in runtimes[2]
+    assert runtimes[3].startswith("| torch | - |")
+    assert len(level_table(servers).splitlines()) == 2 + 3
+
+
+def test_noisy_phases_names_those_over_the_limit() -> None:
+    assert noisy_phases({"a": {"other_cores": 0.5}, "b": {"other_cores": 0.1}}) == ["a (0.5 cores)"]
