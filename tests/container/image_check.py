@@ -111,9 +111,13 @@ def build(podman: Podman, base_image: str, index_dir: Path | None) -> float:
         ]
     started = time.monotonic()
     done = podman(*args, str(ROOT), check=False)
+    seconds = time.monotonic() - started
+    # Each build leaves untagged stage images and the previous test image behind, about 6 GB each with torch:
+    # removing the dangling ones keeps repeated runs from filling the disk (a rebuild then starts cold).
+    podman("image", "prune", "-f", check=False)
     if done.returncode != 0:
         raise RuntimeError(f"podman build failed:\n{(done.stdout + done.stderr)[-3000:]}")
-    return time.monotonic() - started
+    return seconds
 
 
 def run_and_check(podman: Podman, grace_s: float) -> list[str]:
