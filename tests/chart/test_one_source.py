@@ -9,21 +9,9 @@ import helm_python as helm
 import pytest
 import yaml
 
-from app.settings import Settings
+from app.threads import threads_for
 from tests.chart.rendering import CHART, config_yaml, one, render, service_config
 from tests.helpers import load_script
-
-try:
-    from app.threads import threads_for
-except ImportError:  # the module's name before app/ was reorganised
-    from app import service_threads
-
-    def threads_for(quota: float, workers: int) -> int:
-        """service_threads' formula on a given quota (it reads the quota itself, so it is patched)."""
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(service_threads, "cpu_quota", lambda: quota)
-            return service_threads.threads_per_worker(Settings(workers=workers))
-
 
 rollout_check = load_script("rollout_check")
 chart_schema = load_script("chart_schema")
