@@ -12,7 +12,7 @@ from app.settings import HEADS, MAX_TOP_K
 
 ErrorCode = Literal[CODES]  # type: ignore[valid-type]  # the catalogue's codes, as an enum in the schema
 HeadName = Literal[HEADS]  # type: ignore[valid-type]
-WorkerStatus = Literal["loading", "ready", "draining", "failed"]
+WorkerStatus = Literal["loading", "ready", "draining", "stalled", "failed"]
 WeightsKind = Literal["torchvision", "file", "random", "none"]
 
 
@@ -29,8 +29,9 @@ class ErrorAnswer(Struct):
     error: ErrorDetail
 
 
-class Status(Struct):
+class Status(Struct, omit_defaults=True):
     status: WorkerStatus | Literal["alive"]
+    detail: str | UnsetType = UNSET  # why not ready or not live, in words
 
 
 class LabelScore(Struct):

@@ -1,10 +1,12 @@
 """Adaptive batching that knows nothing of payloads: a bounded queue, one batch in flight, futures per item.
 
 Room is admitted before the caller spends work on its items (`async with batcher.admit(n)`), so a request
-that would overflow is refused at once. A batch waits for more items (up to max_wait after its first) only
-while admitted items are still being prepared: an idle server never waits for company that is not coming.
+that would overflow is refused at once. The queue is bounded by count and, once the runtime's pace is known,
+by time: a request is refused when its images would wait longer than max_queue_ms, and a batch holds no more
+images than run in max_batch_ms. A batch waits for more items (up to max_wait after its first) only while
+admitted items are still being prepared: an idle server never waits for company that is not coming.
 The batch function gets a list of items and returns one output per item; its outcome, answers or error,
-reaches every waiter.
+reaches every waiter. Items whose deadline passed, or whose caller left, are dropped before they run.
 """
 
 from __future__ import annotations
@@ -16,55 +18,16 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from app.batch_items import Admission, Batched, DeadlineExceededError, Job, QueueFullError, ShuttingDownError
 from app.metrics import Metrics
+from app.pace import Pace
 
 log = logging.getLogger("visionserve")
 
 In = TypeVar("In")
 Out = TypeVar("Out")
-
-
-class QueueFullError(Exception):
-    """The queue cannot take these items now; the client should retry later."""
-
-
-class ShuttingDownError(QueueFullError):
-    """The batcher stopped (shutdown or failure); the client should retry on another worker."""
-
-
-@dataclass(frozen=True)
-class Batched(Generic[Out]):
-    """One item's output and what its batch cost it."""
-
-    value: Out
-    queue_s: float
-    inference_s: float
-    batch_size: int
-
-
-@dataclass
-class _Job:
-    item: Any
-    future: asyncio.Future
-    enqueued: float = field(default_factory=time.monotonic)
-
-
-class Admission:
-    """Room for `count` items, held until they are submitted or the admission ends."""
-
-    def __init__(self, batcher: Batcher, count: int) -> None:
-        self._batcher = batcher
-        self.unsubmitted = count
-
-    def submit(self, items: Sequence[Any]) -> list[asyncio.Future]:
-        """Queue items admitted here; each future resolves to a Batched output."""
-        if len(items) > self.unsubmitted:
-            raise ValueError(f"{len(items)} items submitted on an admission of {self.unsubmitted}")
-        self.unsubmitted -= len(items)
-        return self._batcher._enqueue(items, len(items))
 
 
 class Batcher(Generic[In, Out]):
@@ -79,13 +42,21 @@ class Batcher(Generic[In, Out]):
         max_wait_ms: float,
         max_queue: int,
         metrics: Metrics,
+        max_queue_ms: float = 0.0,
+        max_batch_ms: float = 0.0,
+        pace: Pace | None = None,
     ) -> None:
         self._run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
+        self.max_queue_s = max_queue_ms / 1000.0
+        self.max_batch_s = max_batch_ms / 1000.0
+        self.pace = pace or Pace()
+        self.running_since: float | None = None  # time.monotonic() when the batch in flight started
+        self.failed_in_a_row = 0
         self._metrics = metrics
-        self._pending: collections.deque[_Job] = collections.deque()
+        self._pending: collections.deque[Job] = collections.deque()
         self._reserved = 0  # admitted items not yet submitted
         self._wakeup = asyncio.Event()
         self._executor = executor
@@ -105,16 +76,43 @@ class Batcher(Generic[In, Out]):
         self._pending.clear()
         self._metrics.queue_depth.set(0)
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for a batch or admitted and still being prepared."""
+        return len(self._pending) + self._reserved
+
+    def drain_s(self) -> float:
+        """About how long until the queue has room again: the queued images at the measured pace."""
+        return self.pace.seconds_for(self.queued)
+
+    def check_room(self, count: int) -> None:
+        """QueueFullError unless `count` more items would be admitted now (by count, then by expected wait)."""
+        if not self.alive:
+            raise ShuttingDownError("the batcher is not running")
+        queued = self.queued
+        if queued + count > self.max_queue:
+            raise QueueFullError(
+                f"{queued} images are queued or being decoded; the limit is {self.max_queue}", self.drain_s()
+            )
+        wait_s = self.pace.seconds_for(queued + count)
+        if queued and self.max_queue_s and wait_s > self.max_queue_s:
+            raise QueueFullError(
+                f"{queued} images are queued: these would wait about {wait_s * 1000:.0f} ms; "
+                f"the limit is {self.max_queue_s * 1000:.0f} ms",
+                self.drain_s(),
+            )
+
+    @property
+    def batch_limit(self) -> int:
+        """Images per batch: max_batch_size, fewer when the measured pace would make a batch last over max_batch_ms."""
+        return self.pace.items_within(self.max_batch_s, self.max_batch_size)
+
     @contextlib.asynccontextmanager
     async def admit(self, count: int) -> AsyncIterator[Admission]:
         """Room for `count` items, or QueueFullError at once; room not submitted is given back on exit."""
-        if not self.alive:
-            raise ShuttingDownError("the batcher is not running")
-        queued = len(self._pending) + self._reserved
-        if queued + count > self.max_queue:
-            raise QueueFullError(f"{queued} images are queued or being decoded; the limit is {self.max_queue}")
+        self.check_room(count)
         self._reserved += count
-        admission = Admission(self, count)
+        admission = Admission(self._enqueue, count)
         try:
             yield admission
         finally:
@@ -122,34 +120,62 @@ class Batcher(Generic[In, Out]):
                 self._reserved -= admission.unsubmitted
                 self._wakeup.set()
 
-    def _enqueue(self, items: Sequence[Any], admitted: int) -> list[asyncio.Future]:
+    def _enqueue(self, items: Sequence[Any], admitted: int, deadline: float) -> list[asyncio.Future]:
         self._reserved -= admitted
         if not self.alive:
             raise ShuttingDownError("the batcher stopped")
         loop = asyncio.get_running_loop()
-        jobs = [_Job(item, loop.create_future()) for item in items]
+        jobs = [Job(item, loop.create_future(), deadline) for item in items]
         self._pending.extend(jobs)
         self._metrics.queue_depth.set(len(self._pending))
         self._wakeup.set()
         return [job.future for job in jobs]
 
-    async def _next_batch(self) -> list[_Job]:
+    def withdraw(self, futures: Sequence[asyncio.Future], reason: str) -> int:
+        """Take these items out of the queue (their caller left or gave up); returns how many never ran."""
+        wanted = {id(future) for future in futures}
+        kept: collections.deque[Job] = collections.deque()
+        dropped = 0
+        for job in self._pending:
+            if id(job.future) in wanted:
+                dropped += 1
+                if not job.future.done():
+                    job.future.cancel()
+            else:
+                kept.append(job)
+        self._pending = kept
+        self._metrics.queue_depth.set(len(kept))
+        if dropped:
+            self._metrics.dropped_images.labels(reason, "queue").inc(dropped)
+        return dropped
+
+    async def _next_batch(self) -> list[Job]:
         while not self._pending:
             self._wakeup.clear()
             await self._wakeup.wait()
-        deadline = self._pending[0].enqueued + self.max_wait_s
-        while len(self._pending) < self.max_batch_size and self._reserved > 0:
-            remaining = deadline - time.monotonic()
+        limit = self.batch_limit
+        closes = self._pending[0].enqueued + self.max_wait_s
+        while len(self._pending) < limit and self._reserved > 0:
+            remaining = closes - time.monotonic()
             if remaining <= 0:
                 break
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
-        batch: list[_Job] = []
-        while self._pending and len(batch) < self.max_batch_size:
+        batch: list[Job] = []
+        now = time.monotonic()
+        expired = 0
+        while self._pending and len(batch) < limit:
             job = self._pending.popleft()
-            if not job.future.done():  # a cancelled request no longer needs its item
-                batch.append(job)
+            if job.future.done():  # a cancelled request no longer needs its item
+                continue
+            if job.deadline <= now:
+                expired += 1
+                job.future.set_exception(DeadlineExceededError("the deadline passed while the image was queued"))
+                continue
+            batch.append(job)
+        if expired:
+            self._metrics.dropped_images.labels("deadline", "queue").inc(expired)
         self._metrics.queue_depth.set(len(self._pending))
         return batch
 
@@ -159,9 +185,10 @@ class Batcher(Generic[In, Out]):
             if batch:
                 await self._run(batch)
 
-    async def _run(self, batch: list[_Job]) -> None:
+    async def _run(self, batch: list[Job]) -> None:
         """One call of the batch function; its outcome (outputs or the error) reaches every waiter."""
         started = time.monotonic()
+        self.running_since = started
         items = [job.item for job in batch]
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, items)
@@ -171,9 +198,14 @@ class Batcher(Generic[In, Out]):
             _fail(batch, ShuttingDownError("the server is shutting down"))
             raise
         except Exception as exc:
+            self.failed_in_a_row += 1
             _fail(batch, exc)
             return
+        finally:
+            self.running_since = None
+        self.failed_in_a_row = 0
         elapsed = time.monotonic() - started
+        self.pace.observe(elapsed, len(batch))
         for job, output in zip(batch, outputs, strict=True):
             if not job.future.done():
                 job.future.set_result(Batched(output, started - job.enqueued, elapsed, len(batch)))
@@ -197,7 +229,7 @@ class Batcher(Generic[In, Out]):
         return self._task is not None and not self._task.done()
 
 
-def _fail(jobs: Sequence[_Job] | collections.deque[_Job], exc: BaseException) -> None:
+def _fail(jobs: Sequence[Job] | collections.deque[Job], exc: BaseException) -> None:
     for job in jobs:
         if not job.future.done():
             job.future.set_exception(exc)

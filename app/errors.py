@@ -35,6 +35,9 @@ class Problems:
     CONFLICTING_PARAMETER = Problem(
         "conflicting_parameter", 400, "invalid_request", "A parameter given twice with different values."
     )
+    INVALID_TIMEOUT = Problem(
+        "invalid_timeout", 400, "invalid_request", "X-Request-Timeout-Ms is not one positive integer."
+    )
     MALFORMED_JSON = Problem("malformed_json", 400, "invalid_request", "The JSON body does not parse or fit.")
     MALFORMED_BASE64 = Problem("malformed_base64", 400, "invalid_request", "An instance is not valid base64.")
     MALFORMED_MULTIPART = Problem("malformed_multipart", 400, "invalid_request", "The multipart body does not parse.")
@@ -43,6 +46,9 @@ class Problems:
     PAYLOAD_TOO_LARGE = Problem("payload_too_large", 413, "payload_too_large", "The body is over max_body_bytes.")
     TOO_MANY_PIXELS = Problem(
         "too_many_pixels", 413, "too_many_pixels", "An image is over max_pixels (decompression bombs included)."
+    )
+    PIXEL_BUDGET_EXCEEDED = Problem(
+        "pixel_budget_exceeded", 413, "too_many_pixels", "The images' headers declare more than max_request_pixels."
     )
     TOO_MANY_IMAGES = Problem("too_many_images", 413, "payload_too_large", "More images than max_images.")
     UNSUPPORTED_CONTENT_TYPE = Problem(
@@ -56,6 +62,9 @@ class Problems:
     QUEUE_FULL = Problem("queue_full", 503, "queue_full", "The queue is at max_queue: retry after Retry-After.")
     NOT_READY = Problem("not_ready", 503, "not_ready", "Still loading, or the batcher failed: retry after Retry-After.")
     DRAINING = Problem("draining", 503, "draining", "This worker is shutting down: retry after Retry-After.")
+    DEADLINE_EXCEEDED = Problem(
+        "deadline_exceeded", 504, "deadline_exceeded", "The request's deadline passed before its images ran."
+    )
 
 
 CATALOGUE: tuple[Problem, ...] = tuple(value for value in vars(Problems).values() if isinstance(value, Problem))

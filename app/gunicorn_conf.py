@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from app import worker_states
 from app.gpu_slots import free_slot, visible_device
 from app.settings import load_settings
 from app.threads import threads_per_worker
@@ -40,6 +41,7 @@ def on_starting(server: object) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
+    worker_states.clear()
 
 
 def pre_fork(server: object, worker: object) -> None:
@@ -57,10 +59,11 @@ def post_fork(server: object, worker: object) -> None:
 
 
 def child_exit(server: object, worker: object) -> None:
-    """Drop a dead worker's live gauges."""
+    """Drop a dead worker's live gauges and its status."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+    worker_states.forget(worker.pid)  # type: ignore[attr-defined]
 
 
 def on_exit(server: object) -> None:

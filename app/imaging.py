@@ -93,6 +93,16 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise invalid_image(f"the {image.format} image is truncated or corrupt: {exc}") from None
 
 
+def declared_pixels(data: bytes) -> int:
+    """Width x height from the image header alone (nothing decoded); 0 when unreadable (decoding says why)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS)) as image:
+            width, height = image.size
+            return width * height
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return 0
+
+
 def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> ApiError:
     what = f"{size[0]}x{size[1]} pixels" if size else "too many pixels (decompression bomb)"
     return ApiError(

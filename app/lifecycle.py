@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from PIL import Image
 
+from app import worker_states
 from app.batching import Batcher
 from app.metrics import Metrics
 from app.models.classifier import Classifier
+from app.pace import Pace
 from app.pipeline import Pipeline
 from app.settings import Settings
-from app.threads import threads_per_worker
+from app.threads import decode_threads, threads_per_worker
 
 log = logging.getLogger("visionserve")
+WATCH_INTERVAL_S = 1.0
+UNHEALTHY = frozenset({"stalled", "failed"})
 
 
 class Worker:
@@ -29,6 +35,8 @@ class Worker:
         self.ready = False
         self.draining = False
         self._pools: list[ThreadPoolExecutor] = []
+        self._watchdog: asyncio.Task | None = None
+        self._shown = ""  # the status last published
 
     async def start(self) -> None:
         """Load weights, warm up, start batching; readiness follows only when all succeeded.
@@ -38,18 +46,22 @@ class Worker:
         """
         settings = self.settings
         self.metrics.workers.set(1)
+        worker_states.publish("loading")
         Image.MAX_IMAGE_PIXELS = settings.max_pixels
         inference_thread = ThreadPoolExecutor(1, thread_name_prefix="inference")
-        decode_pool = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="preprocess")
+        decode_pool = ThreadPoolExecutor(decode_threads(settings), thread_name_prefix="preprocess")
         self._pools = [decode_pool, inference_thread]
         loop = asyncio.get_running_loop()
-        classifier = await loop.run_in_executor(inference_thread, _load_and_warm_up, settings)
+        classifier, pace = await loop.run_in_executor(inference_thread, _load_and_warm_up, settings)
         batcher = Batcher(
             classifier.classify,
             executor=inference_thread,
             max_batch_size=settings.max_batch_size,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
+            max_queue_ms=settings.max_queue_ms,
+            max_batch_ms=settings.max_batch_ms,
+            pace=pace,
             metrics=self.metrics,
         )
         batcher.start()
@@ -63,7 +75,7 @@ class Worker:
         )
         self._publish(classifier)
         self.ready = True
-        self.metrics.ready.set(1)
+        self._watchdog = loop.create_task(self._watch(), name="watchdog")
         info = classifier.runtime.info
         log.info(
             "ready: %s; runtime %s %s on %s with %d threads (found: %s)",
@@ -90,6 +102,10 @@ class Worker:
 
     async def stop(self) -> None:
         self.mark_draining()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         if self.pipeline is not None:
             await self.pipeline.batcher.stop()
         for pool in self._pools:
@@ -99,20 +115,68 @@ class Worker:
         """Readiness fails from now on; requests already accepted still complete."""
         self.draining = True
         self.ready = False
-        self.metrics.ready.set(0)
+        self._show("draining")
+
+    async def _watch(self) -> None:
+        """Every second: publish this worker's status (readiness gauge, the shared directory), log changes."""
+        while True:
+            self._show(self.status)
+            await asyncio.sleep(WATCH_INTERVAL_S)
+
+    def _show(self, status: str) -> None:
+        if status != self._shown:
+            if status in UNHEALTHY:
+                log.error("worker %s: %s; it reports not ready and not live", status, self.problem())
+            self._shown = status
+            self.metrics.ready.set(1 if status == "ready" else 0)
+            worker_states.publish(status)
 
     @property
     def status(self) -> str:
-        """loading, ready, draining, or failed (the batcher died: the pod must leave the endpoints)."""
+        """loading, ready, draining, stalled (a forward pass over the watchdog limit) or failed (the batcher died,
+        or batches keep failing): the last two fail liveness too, so Kubernetes restarts the worker."""
         if self.draining:
             return "draining"
-        if self.pipeline is not None and not self.pipeline.batcher.alive:
-            return "failed"
+        if self.pipeline is not None:
+            batcher = self.pipeline.batcher
+            if not batcher.alive or batcher.failed_in_a_row >= self.settings.watchdog_failed_batches:
+                return "failed"
+            started = batcher.running_since
+            if started is not None and time.monotonic() - started > self.settings.watchdog_forward_s:
+                return "stalled"
         return "ready" if self.ready else "loading"
 
+    def problem(self) -> str:
+        """In words, why this worker is stalled or failed (empty when it is neither)."""
+        if self.pipeline is None:
+            return ""
+        batcher = self.pipeline.batcher
+        if not batcher.alive:
+            return "the batcher stopped"
+        if batcher.failed_in_a_row >= self.settings.watchdog_failed_batches:
+            return f"{batcher.failed_in_a_row} batches in a row failed"
+        if batcher.running_since is not None:
+            running = time.monotonic() - batcher.running_since
+            if running > self.settings.watchdog_forward_s:
+                return f"a forward pass has run {running:.0f} s (limit {self.settings.watchdog_forward_s:g} s)"
+        return ""
 
-def _load_and_warm_up(settings: Settings) -> Classifier:
+    def pod_status(self) -> tuple[str, str]:
+        """(status, detail) for /readyz: ready only when this worker and every sibling are."""
+        status = self.status
+        if status != "ready":
+            return status, self.problem()
+        others = worker_states.others_not_ready(self.settings.workers)
+        return ("loading", others) if others else ("ready", "")
+
+
+def _load_and_warm_up(settings: Settings) -> tuple[Classifier, Pace]:
+    """The classifier, warm, and its first measured pace (a timed forward at the largest batch)."""
     torch.set_num_threads(threads_per_worker(settings))
     classifier = Classifier.from_settings(settings)
     classifier.warm_up(settings.max_batch_size)
-    return classifier
+    pace = Pace()
+    started = time.monotonic()
+    classifier.warm_up(settings.max_batch_size, smallest=False)
+    pace.observe(time.monotonic() - started, settings.max_batch_size)
+    return classifier, pace

@@ -11,13 +11,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import REASONS
 from app.settings import HEADS
+from app.worker_states import MULTIPROC_ENV
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
 # Probes and scrapes are not traffic: they would inflate in-flight (an HPA metric) and the request counters.
 UNTRACKED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+DROP_REASONS = ("deadline", "disconnect")
+DROP_STAGES = ("decode", "queue")
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -77,6 +79,12 @@ class Metrics:
         self.images = Counter("visionserve_images", "Images classified.", registry=r)
         self.predictions = Counter("visionserve_predictions", "Predictions answered, by head.", ["head"], registry=r)
         self.rejections = Counter("visionserve_rejections", "Requests refused, by reason.", ["reason"], registry=r)
+        self.dropped_images = Counter(
+            "visionserve_dropped_images",
+            "Images never run: their deadline passed or their client left, by reason and the stage they were in.",
+            ["reason", "stage"],
+            registry=r,
+        )
         self.ready = Gauge(
             "visionserve_ready",
             "Workers ready to serve (weights loaded, warm, not draining).",
@@ -100,6 +108,9 @@ class Metrics:
             self.rejections.labels(reason)
         for head in HEADS:
             self.predictions.labels(head)
+        for reason in DROP_REASONS:
+            for stage in DROP_STAGES:
+                self.dropped_images.labels(reason, stage)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text to answer on /metrics: all workers' values in multiprocess mode."""

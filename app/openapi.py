@@ -10,11 +10,11 @@ from app import __version__
 from app.answers import ErrorAnswer, JsonPredictRequest, ModelsAnswer, PredictAnswer, Status
 from app.errors import problems_with_status
 from app.imaging import ACCEPTED_CONTENT_TYPES
-from app.settings import HEADS, MAX_TOP_K, Settings
+from app.settings import HEADS, MAX_TOP_K, TIMEOUT_HEADER, Settings
 
 REF = "#/components/schemas/{name}"
 ANSWER_TYPES = (PredictAnswer, ModelsAnswer, Status, ErrorAnswer, JsonPredictRequest)
-PREDICT_ERROR_STATUSES = (400, 413, 415, 500, 503)
+PREDICT_ERROR_STATUSES = (400, 413, 415, 500, 503, 504)
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
 
 
@@ -58,6 +58,13 @@ def _predict(settings: Settings, refs: dict[str, dict]) -> dict:
                 "name": "top_k",
                 "in": "query",
                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": settings.default_top_k},
+            },
+            {
+                "name": TIMEOUT_HEADER,
+                "in": "header",
+                "schema": {"type": "integer", "minimum": 1, "maximum": round(settings.request_timeout_s * 1000)},
+                "description": "The request's deadline in milliseconds (at most request_timeout_s): images not run "
+                "by then are dropped and the answer is 504.",
             },
         ],
         "requestBody": {

@@ -15,6 +15,7 @@ ENV_PREFIX = "VISIONSERVE_"
 CONFIG_FILE_ENV = "CONFIG_FILE"
 HEADS = ("imagenet", "cifar10")
 MAX_TOP_K = 1000
+TIMEOUT_HEADER = "X-Request-Timeout-Ms"  # a client's deadline for its request
 RUNTIMES = ("auto", "openvino", "torch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # VISIONSERVE_* variables that are not settings (the test suite's tool policy).
@@ -73,16 +74,38 @@ class Settings:
     torch_threads: int = _setting(
         0, "Inference threads per worker (torch or OpenVINO); 0 = CPU quota / workers.", low=0, high=256
     )
-    preprocess_threads: int = _setting(2, "Decode/resize threads per worker.", low=1, high=64)
+    preprocess_threads: int = _setting(
+        0, "Decode/resize threads per worker; 0 = a quarter of the inference threads, at least one.", low=0, high=64
+    )
 
     max_batch_size: int = _setting(8, "A batch closes when it holds this many images.", low=1, high=256)
     max_wait_ms: float = _setting(5.0, "... or this long after its first image arrived.", low=0, high=10000)
     max_queue: int = _setting(32, "Images waiting per worker before requests get 503.", low=1, high=100000)
-    retry_after_s: int = _setting(1, "Retry-After seconds sent with 503.", low=0, high=3600)
+    max_queue_ms: float = _setting(
+        500.0, "... or when they would wait longer than this at the measured pace (0 = count only).", low=0, high=6e5
+    )
+    max_batch_ms: float = _setting(
+        250.0, "A batch holds no more images than run in this time at the measured pace (0 = no cap).", low=0, high=6e4
+    )
+    retry_after_s: int = _setting(
+        1, "Least Retry-After seconds sent with 503 (more when the queue is long).", low=1, high=3600
+    )
+    request_timeout_s: float = _setting(
+        30.0, "Deadline of a request, and the cap on X-Request-Timeout-Ms; 504 when it passes.", low=0.001, high=3600
+    )
+    watchdog_forward_s: float = _setting(
+        60.0, "A forward pass running longer makes the worker not ready and not live (restarted).", low=1, high=3600
+    )
+    watchdog_failed_batches: int = _setting(
+        5, "This many failed batches in a row make the worker not ready and not live.", low=1, high=10000
+    )
 
     max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest request body (413 above).", low=1024, high=2**31)
     max_pixels: int = _setting(40_000_000, "Largest image in pixels (width x height).", low=1024, high=2**31)
-    max_images: int = _setting(32, "Most images in one request.", low=1, high=1024)
+    max_images: int = _setting(16, "Most images in one request (below max_queue).", low=1, high=1024)
+    max_request_pixels: int = _setting(
+        100_000_000, "Most pixels in one request, summed from the image headers before decoding.", low=1024, high=2**40
+    )
     default_top_k: int = _setting(5, "top_k when the request names none.", low=1, high=MAX_TOP_K)
 
     def __post_init__(self) -> None:
@@ -92,10 +115,10 @@ class Settings:
             raise SettingsError(
                 "runtime=openvino runs on the CPU; with device=cuda use runtime torch (or auto), or set device=cpu"
             )
-        if self.max_images > self.max_queue:
+        if self.max_images >= self.max_queue:
             raise SettingsError(
-                f"max_images={self.max_images} exceeds max_queue={self.max_queue}: such a request "
-                "could never be queued; lower max_images or raise max_queue"
+                f"max_images={self.max_images} is not below max_queue={self.max_queue}: one request could "
+                "fill the whole queue; lower max_images or raise max_queue"
             )
 
 

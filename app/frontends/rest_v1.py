@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,6 +24,7 @@ from app.answers import (
     WeightsDescription,
 )
 from app.errors import ApiError, Problems
+from app.frontends.client_deadline import requested_timeout_s, unless_client_leaves
 from app.frontends.json_response import answer
 from app.frontends.rest_v1_request import parse_predict, read_body
 from app.lifecycle import Worker
@@ -32,6 +35,7 @@ from app.pipeline import ClassifyRequest, ClassifyResult, Pipeline
 from app.settings import Settings
 
 MODEL_NAME = "resnet50"
+DRAIN_LIMIT_BYTES = 64 * 1024  # a refused body up to this size is read and dropped rather than closing the connection
 
 
 def _worker(request: Request) -> Worker:
@@ -50,10 +54,27 @@ async def predict(request: Request) -> Response:
     worker = _worker(request)
     pipeline = _pipeline(worker)
     settings = worker.settings
+    timeout_s = requested_timeout_s(request, settings.request_timeout_s)
+    await refuse_early_when_full(request, pipeline)
     body = await read_body(request, settings.max_body_bytes)
-    parsed = await parse_predict(request, body, settings.default_top_k)
-    result = await pipeline.classify(parsed)
+    parsed = replace(await parse_predict(request, body, settings.default_top_k), timeout_s=timeout_s)
+    result = await unless_client_leaves(request, pipeline.classify(parsed))
     return answer(predict_answer(parsed, result, pipeline))
+
+
+async def refuse_early_when_full(request: Request, pipeline: Pipeline) -> None:
+    """503 before the body is parsed when the queue has no room: a small body is read and dropped (the connection
+    stays usable); a large or unsized one is left unread and the connection closes, as HTTP then requires."""
+    try:
+        pipeline.check_room()
+    except ApiError as refusal:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) <= DRAIN_LIMIT_BYTES:
+            async for _ in request.stream():
+                pass
+        else:
+            refusal.headers["Connection"] = "close"
+        raise
 
 
 async def models(request: Request) -> Response:

@@ -59,7 +59,7 @@ class Classifier:
                 ranked[row][name] = [LabelScore(labels[i], int(i), round(float(probs[i]), 6)) for i in best]
         return ranked
 
-    def warm_up(self, batch_size: int) -> None:
-        """Run a forward at batch 1 and at the largest batch so the first request pays nothing extra."""
-        for size in sorted({1, batch_size}):
+    def warm_up(self, batch_size: int, smallest: bool = True) -> None:
+        """A forward at batch 1 (when `smallest`) and at the largest batch: the first request pays nothing extra."""
+        for size in sorted({1, batch_size} if smallest else {batch_size}):
             self.predict(np.zeros((size, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8))

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from app.batching import Batched, Batcher, QueueFullError, ShuttingDownError
+from app.batch_items import Batched, QueueFullError, ShuttingDownError
+from app.batching import Batcher
 from app.metrics import Metrics
 
 GUARD_S = 30.0  # a batcher that waits for max_wait (600 s below) instead of leaving at once fails here
@@ -49,7 +50,7 @@ class FakeBatchFunction:
                 self.concurrent -= 1
 
 
-def _batcher(run: Any, metrics: Metrics | None = None, **knobs: float) -> Batcher:
+def _batcher(run: Any, metrics: Metrics | None = None, **knobs: Any) -> Batcher:
     knobs = {"max_batch_size": 4, "max_wait_ms": 5, "max_queue": 100, **knobs}
     return Batcher(run, executor=ThreadPoolExecutor(1), metrics=metrics or Metrics(), **knobs)  # type: ignore[arg-type]
 
@@ -63,9 +64,9 @@ async def _guarded(awaitable: Awaitable[Any]) -> Any:
     return await asyncio.wait_for(awaitable, GUARD_S)
 
 
-def _scenario(run: Any, body: Any, **knobs: float) -> Any:
+def _scenario(run: Any, body: Any, metrics: Metrics | None = None, **knobs: Any) -> Any:
     async def main() -> Any:
-        batcher = _batcher(run, **knobs)
+        batcher = _batcher(run, metrics, **knobs)
         batcher.start()
         try:
             return await body(batcher)

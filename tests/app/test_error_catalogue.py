@@ -5,12 +5,14 @@ from __future__ import annotations
 import ast
 import asyncio
 import base64
+import io
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from starlette.testclient import TestClient
 
 from app.batching import Batcher
@@ -69,6 +71,13 @@ def _jpeg() -> bytes:
     return encode(photo("chelsea", (64, 48)))
 
 
+def _blank_png_b64(width: int, height: int) -> str:
+    """A big but tiny-to-send PNG: its header declares width x height pixels."""
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 HTTP_TRIGGERS: dict[str, Callable[[TestClient], Any]] = {
     code: _http("POST", f"/v1/predict{query}", content=body() if callable(body) else body, headers=headers)
     for query, body, headers, _, code in CASES.values()
@@ -79,6 +88,14 @@ HTTP_TRIGGERS |= {
     "method_not_allowed": _http("GET", "/v1/predict"),
     "too_many_images": _http(
         "POST", "/v1/predict", json={"instances": [{"b64": base64.b64encode(b"x").decode()}] * 33}
+    ),
+    "invalid_timeout": _http("POST", "/v1/predict", content=b"x", headers={**JPEG, "X-Request-Timeout-Ms": "soon"}),
+    "deadline_exceeded": lambda client: client.post(
+        "/v1/predict", content=_jpeg(), headers={**JPEG, "X-Request-Timeout-Ms": "1"}
+    ),
+    "pixel_budget_exceeded": lambda client: client.post(
+        "/v1/predict",
+        json={"instances": [{"b64": _blank_png_b64(6000, 6000)}] * 3},  # 108 of 100 megapixels
     ),
 }
 
@@ -95,7 +112,7 @@ class ImagenetOnly:
 
 async def _pipeline_outcome(problem: Problem) -> ApiError:
     """Drive a real Pipeline and Batcher into the state that refuses with `problem`."""
-    settings = Settings(max_queue=1, max_images=1, max_wait_ms=0)
+    settings = Settings(max_queue=2, max_images=1, max_wait_ms=0)
     model = ImagenetOnly()
     draining = problem is Problems.DRAINING
     batcher = Batcher(

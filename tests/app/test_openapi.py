@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from app.errors import CODES, problems_with_status
 from app.main import ROUTES
+from app.settings import TIMEOUT_HEADER
 from tests.app.test_http_errors import CASES
 
 Check = Callable[[object, str, str, str], None]
@@ -53,7 +54,11 @@ def test_every_route_is_documented(spec: dict) -> None:
         "multipart/form-data",
         "application/json",
     }
-    assert {p["name"] for p in predict["parameters"]} == {"heads", "top_k"}
+    assert {(p["name"], p["in"]) for p in predict["parameters"]} == {
+        ("heads", "query"),
+        ("top_k", "query"),
+        (TIMEOUT_HEADER, "header"),
+    }
 
 
 def test_error_codes_and_responses_come_from_the_catalogue(spec: dict) -> None:

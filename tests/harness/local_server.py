@@ -32,6 +32,8 @@ class LocalServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    app_spec: str | None = None  # another gunicorn app than the service's own (a test's fault injection)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -44,13 +46,19 @@ class LocalServer:
         env.update({f"VISIONSERVE_{k.upper()}": str(v) for k, v in self.settings.items()})
         env["VISIONSERVE_HOST"] = "127.0.0.1"
         env["VISIONSERVE_PORT"] = str(self.port)
+        env.update(self.extra_env)
         return env
+
+    def command(self) -> list[str]:
+        if self.app_spec is None:
+            return [sys.executable, "-m", "app"]
+        return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "app" / "gunicorn_conf.py"), self.app_spec]
 
     def start(self) -> LocalServer:
         handle, name = tempfile.mkstemp(prefix="visionserve-", suffix=".log")
         self.log_path = Path(name)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app"],
+            self.command(),
             cwd=ROOT,
             env=self.environment(),
             stdout=handle,

@@ -30,7 +30,8 @@ TINY_QUEUE = {
     "workers": 2,
     "torch_threads": 1,
     "max_queue": 2,
-    "max_images": 2,
+    "max_images": 1,
+    "max_queue_ms": 0,
     "max_batch_size": 2,
     "max_wait_ms": 0,
 }

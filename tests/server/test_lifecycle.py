@@ -28,8 +28,9 @@ def test_a_full_queue_answers_503_with_retry_after_before_any_work(jpeg_bytes: b
         "weights": "random",
         "workers": 1,
         "torch_threads": 1,
-        "max_queue": 1,
+        "max_queue": 2,
         "max_images": 1,
+        "max_queue_ms": 0,
         "max_batch_size": 1,
         "max_wait_ms": 0,
         "retry_after_s": 2,
@@ -39,7 +40,7 @@ def test_a_full_queue_answers_503_with_retry_after_before_any_work(jpeg_bytes: b
         shed = [r for r in responses if r.status_code == 503]
         assert shed, [r.status_code for r in responses]
         assert {r.status_code for r in responses} <= {200, 503}
-        assert all(r.headers["Retry-After"] == "2" for r in shed)
+        assert all(int(r.headers["Retry-After"]) >= 2 for r in shed)  # the least, spread upwards by jitter
         assert shed[0].json()["error"]["code"] == "queue_full"
         decoded = total(server.url, "visionserve_preprocess_seconds_count")
         assert decoded == len(responses) - len(shed)  # refused before any decoding: shed requests cost no work
@@ -53,6 +54,7 @@ def test_sigterm_fails_readiness_finishes_in_flight_requests_then_exits() -> Non
         "workers": 2,
         "torch_threads": 1,
         "max_batch_size": 1,
+        "max_queue_ms": 0,  # every request is admitted (by count): the drain, not admission, is under test
         "drain_seconds": 3,
         "graceful_timeout": 30,
     }

@@ -134,8 +134,8 @@ each check yields a message or nothing, and one fail reports them all, so a wron
 
 {{/* The service refuses a request size its queue cannot hold. */}}
 {{- define "visionserve.validateValues.queue" -}}
-{{- if gt (int .Values.config.max_images) (int .Values.config.max_queue) }}
-{{- printf "config.max_images (%d) exceeds config.max_queue (%d): the service refuses to start" (int .Values.config.max_images) (int .Values.config.max_queue) }}
+{{- if ge (int .Values.config.max_images) (int .Values.config.max_queue) }}
+{{- printf "config.max_images (%d) is not below config.max_queue (%d): the service refuses to start" (int .Values.config.max_images) (int .Values.config.max_queue) }}
 {{- end }}
 {{- end }}
 
