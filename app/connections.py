@@ -1,43 +1,40 @@
 """Connection hygiene: uvicorn's h11 protocol with header, body and idle timeouts, a connection cap and a header cap.
 
-One timer per connection watches the phase h11 says the connection is in:
-- idle, no byte of a request yet: a new connection gets `header_timeout_s` to start its first request, an
-  answered one `keepalive_timeout_s`; then it is closed without an answer, as HTTP allows for idle connections;
-- header, some bytes of a request but not the whole header: 408 `header_timeout_s` after the first byte, however
-  slowly the rest trickles in;
-- body, the header is in but not the body: 408 once the client has sent nothing for `body_timeout_s` (never while
-  the server itself is not reading), and the partial body is freed;
+One timer per connection watches the phase h11 says it is in:
+- idle, no byte of a request yet: closed without an answer after `keepalive_timeout_s`, or `header_timeout_s` for
+  a connection that has not been answered yet (nginx and Go do the same);
+- header, part of a request header: 408 `header_timeout_s` after its first byte, however slowly the rest trickles;
+- body, part of a body: 408 once the client has sent nothing for `body_timeout_s` (never while the server itself
+  is not reading), and the partial body is freed;
 - busy, the request is complete: no timer, the app is answering.
 
-A connection opened while the worker holds `max_connections` gets 503 `too_many_connections` for its request
-(probes and scrapes excepted: a flood must not make the kubelet restart a live worker, nor hide it from
-Prometheus; they are answered once, then closed); a request line + headers over `max_header_bytes` gets 431.
-Every refusal is the catalogue's JSON, counted in `visionserve_rejections_total`, and closes the connection.
+A connection opened while the worker holds `max_connections` gets 503 for its request, except probes and scrapes
+(answered, then closed: a flood must neither get a live pod restarted nor hide it from Prometheus); a request line +
+headers over `max_header_bytes` gets 431. Refusals are the catalogue's JSON, counted, and close the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import http
 import re
 from typing import Any
 
 import h11
-from msgspec import UNSET
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from app.answers import ErrorAnswer, ErrorDetail, encode
 from app.errors import ApiError, Problems
 from app.metrics import UNTRACKED_PATHS, Metrics
+from app.refusals import head_size, refusal_bytes, refusal_messages
 from app.settings import Settings
 
 END_OF_HEAD = re.compile(rb"\n\r?\n")  # where h11 ends a request header
-HTTP_VERSION_LINE = len(b" HTTP/1.1\r\n")
 
 
 class Phase(enum.Enum):
+    """What the connection waits for (see the module's docstring)."""
+
     IDLE = "idle"
     HEADER = "header"
     BODY = "body"
@@ -49,28 +46,6 @@ def use_guarded_protocol(config: Config, settings: Settings, metrics: Metrics) -
     config.http = GuardedH11Protocol.bound_to(settings, metrics)
     config.h11_max_incomplete_event_size = settings.max_header_bytes  # h11 refuses a longer incomplete header
     metrics.connections_capacity.set(settings.max_connections)
-
-
-def head_size(scope: dict[str, Any]) -> int:
-    """Bytes of the request line and headers as parsed (the bytes sent are at least this many)."""
-    target = len(scope["raw_path"]) + (len(scope["query_string"]) + 1 if scope["query_string"] else 0)
-    headers = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
-    return len(scope["method"]) + 1 + target + HTTP_VERSION_LINE + headers + 2
-
-
-def refusal_body(error: ApiError) -> bytes:
-    """The catalogue's JSON error answer for a refusal."""
-    accepted = UNSET if error.accepted is None else error.accepted
-    return encode(ErrorAnswer(ErrorDetail(error.code, error.message, accepted)))
-
-
-def _refusal_headers(error: ApiError, body: bytes) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]
-    return headers + [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -94,22 +69,18 @@ class GuardedH11Protocol(H11Protocol):
         self.last_received = 0.0
         self.answered = False  # has served a response: idle then lasts keepalive_timeout_s
         self.over_cap = False
-        self.counted = False
 
     # The connection's life
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.over_cap = len(self.connections) >= self.settings.max_connections
         super().connection_made(transport)
         self.metrics.connections_open.inc()
-        self.counted = True
         self.watch()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.cancel_timer()
-        if self.counted:
-            self.counted = False
-            self.metrics.connections_open.dec()
+        self.metrics.connections_open.dec()
 
     def data_received(self, data: bytes) -> None:
         self.last_received = self.loop.time()
@@ -172,22 +143,19 @@ class GuardedH11Protocol(H11Protocol):
         return self.flow.read_paused or (self.cycle is not None and self.cycle.waiting_for_100_continue)
 
     def expire(self) -> None:
-        settings = self.settings
         if self.phase is Phase.IDLE:
             self.transport.close()
         elif self.phase is Phase.HEADER:
-            message = f"the request header was not complete within header_timeout_s={settings.header_timeout_s:g} s"
-            self.refuse_now(
-                ApiError(Problems.REQUEST_TIMEOUT, message, accepted={"header_timeout_s": settings.header_timeout_s})
-            )
+            self.refuse_now(self.timed_out("the request header was not complete within", "header_timeout_s"))
         elif self.cycle.response_started:  # answered early; the rest of the body never came
             self.end_cycle()
             self.transport.close()
         else:
-            message = f"the request body sent nothing for body_timeout_s={settings.body_timeout_s:g} s"
-            self.refuse_now(
-                ApiError(Problems.REQUEST_TIMEOUT, message, accepted={"body_timeout_s": settings.body_timeout_s})
-            )
+            self.refuse_now(self.timed_out("the request body sent nothing for", "body_timeout_s"))
+
+    def timed_out(self, what: str, setting: str) -> ApiError:
+        limit = getattr(self.settings, setting)
+        return ApiError(Problems.REQUEST_TIMEOUT, f"{what} {setting}={limit:g} s", accepted={setting: limit})
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -204,9 +172,8 @@ class GuardedH11Protocol(H11Protocol):
             await self.inner_app(scope, receive, send)
             return
         self.count(error)
-        body = refusal_body(error)
-        await send({"type": "http.response.start", "status": error.status, "headers": _refusal_headers(error, body)})
-        await send({"type": "http.response.body", "body": body})
+        for message in refusal_messages(error):
+            await send(message)
 
     def refusal_for(self, scope: Any) -> ApiError | None:
         settings = self.settings
@@ -225,9 +192,7 @@ class GuardedH11Protocol(H11Protocol):
     def headers_too_large(self, what: str) -> ApiError:
         limit = self.settings.max_header_bytes
         return ApiError(
-            Problems.HEADERS_TOO_LARGE,
-            f"{what}, over max_header_bytes={limit}",
-            accepted={"max_header_bytes": limit},
+            Problems.HEADERS_TOO_LARGE, f"{what}, over max_header_bytes={limit}", {"max_header_bytes": limit}
         )
 
     def send_400_response(self, msg: str) -> None:
@@ -248,11 +213,7 @@ class GuardedH11Protocol(H11Protocol):
         if answering:  # too late for another answer
             self.transport.close()
             return
-        body = refusal_body(error)
-        status = f"HTTP/1.1 {error.status} {http.HTTPStatus(error.status).phrase}\r\n".encode()
-        headers = self.server_state.default_headers + _refusal_headers(error, body)
-        self.transport.write(status + b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n")
-        self.transport.write(body)
+        self.transport.write(refusal_bytes(error, self.server_state.default_headers))
         self.transport.close()
 
     def end_cycle(self) -> None:

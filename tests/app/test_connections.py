@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from app.connections import head_size
 from app.metrics import Metrics
+from app.refusals import head_size
 from app.settings import Settings
 from tests.harness.guarded_server import Served, closed_by_server, guarded_server, read_answer
 from tests.server.metrics_text import parse
