@@ -41,8 +41,14 @@ class Problems:
     MALFORMED_JSON = Problem("malformed_json", 400, "invalid_request", "The JSON body does not parse or fit.")
     MALFORMED_BASE64 = Problem("malformed_base64", 400, "invalid_request", "An instance is not valid base64.")
     MALFORMED_MULTIPART = Problem("malformed_multipart", 400, "invalid_request", "The multipart body does not parse.")
+    MALFORMED_REQUEST = Problem(
+        "malformed_request", 400, "invalid_request", "The request line or headers are not valid HTTP/1.1."
+    )
     NOT_FOUND = Problem("not_found", 404, "not_found", "No such route.")
     METHOD_NOT_ALLOWED = Problem("method_not_allowed", 405, "method_not_allowed", "The route takes another method.")
+    REQUEST_TIMEOUT = Problem(
+        "request_timeout", 408, "request_timeout", "The header or body stalled (header_timeout_s, body_timeout_s)."
+    )
     PAYLOAD_TOO_LARGE = Problem("payload_too_large", 413, "payload_too_large", "The body is over max_body_bytes.")
     TOO_MANY_PIXELS = Problem(
         "too_many_pixels", 413, "too_many_pixels", "An image is over max_pixels (decompression bombs included)."
@@ -58,10 +64,16 @@ class Problems:
         "unsupported_image_format", 415, "unsupported_media_type", "An image format that is refused, even renamed."
     )
     NOT_AN_IMAGE = Problem("not_an_image", 415, "unsupported_media_type", "The data is not an image.")
+    HEADERS_TOO_LARGE = Problem(
+        "headers_too_large", 431, "headers_too_large", "The request line and headers are over max_header_bytes."
+    )
     INTERNAL_ERROR = Problem("internal_error", 500, "internal_error", "The server failed; the answer has a request id.")
     QUEUE_FULL = Problem("queue_full", 503, "queue_full", "The queue is at max_queue: retry after Retry-After.")
     NOT_READY = Problem("not_ready", 503, "not_ready", "Still loading, or the batcher failed: retry after Retry-After.")
     DRAINING = Problem("draining", 503, "draining", "This worker is shutting down: retry after Retry-After.")
+    TOO_MANY_CONNECTIONS = Problem(
+        "too_many_connections", 503, "too_many_connections", "Worker at max_connections: retry after Retry-After."
+    )
     DEADLINE_EXCEEDED = Problem(
         "deadline_exceeded", 504, "deadline_exceeded", "The request's deadline passed before its images ran."
     )

@@ -76,6 +76,18 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.connections_open = Gauge(
+            "visionserve_connections_open",
+            "Client connections open (idle keep-alive ones included).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.connections_capacity = Gauge(
+            "visionserve_connections_capacity",
+            "Connections the workers hold before 503 (max_connections per worker).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.images = Counter("visionserve_images", "Images classified.", registry=r)
         self.predictions = Counter("visionserve_predictions", "Predictions answered, by head.", ["head"], registry=r)
         self.rejections = Counter("visionserve_rejections", "Requests refused, by reason.", ["reason"], registry=r)

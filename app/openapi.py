@@ -14,7 +14,7 @@ from app.settings import HEADS, MAX_TOP_K, TIMEOUT_HEADER, Settings
 
 REF = "#/components/schemas/{name}"
 ANSWER_TYPES = (PredictAnswer, ModelsAnswer, Status, ErrorAnswer, JsonPredictRequest)
-PREDICT_ERROR_STATUSES = (400, 413, 415, 500, 503, 504)
+PREDICT_ERROR_STATUSES = (400, 408, 413, 415, 431, 500, 503, 504)  # 408 and 431: app/connections.py, any route
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
 
 

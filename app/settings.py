@@ -108,6 +108,32 @@ class Settings:
     )
     default_top_k: int = _setting(5, "top_k when the request names none.", low=1, high=MAX_TOP_K)
 
+    header_timeout_s: float = _setting(
+        10.0,
+        "Seconds from a connection's first byte (or its opening) to the end of the request header; 408 after.",
+        low=0.5,
+        high=600,
+    )
+    body_timeout_s: float = _setting(
+        30.0, "Seconds a request body may send nothing; 408 after, and the partial body is freed.", low=0.5, high=3600
+    )
+    keepalive_timeout_s: float = _setting(
+        75.0,
+        "Seconds an idle keep-alive connection stays open; keep it above the idle timeout of the load balancer "
+        "or ingress in front (60 s for AWS ALB and ingress-nginx; over 600 s behind Google Cloud's).",
+        low=1,
+        high=3600,
+    )
+    max_connections: int = _setting(
+        128,
+        "Concurrent connections per worker; 503 beyond it. Bounds memory: each may hold up to max_body_bytes.",
+        low=1,
+        high=65536,
+    )
+    max_header_bytes: int = _setting(
+        16 * 1024, "Largest request line + headers in bytes (431 above).", low=1024, high=1024 * 1024
+    )
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))

@@ -1,4 +1,4 @@
-"""Gunicorn worker: uvicorn, plus a drain on SIGTERM (readiness 503 first, then close)."""
+"""Gunicorn worker: uvicorn with connection hygiene (app/connections.py), plus a drain on SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 from gunicorn.arbiter import Arbiter
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
+
+from app.connections import use_guarded_protocol
 
 
 class DrainingServer(Server):
@@ -40,6 +42,8 @@ class VisionserveWorker(UvicornWorker):
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi
+        worker = self.wsgi.state.worker
+        use_guarded_protocol(self.config, worker.settings, worker.metrics)
         server = DrainingServer(config=self.config)
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)

@@ -22,6 +22,7 @@ from app.metrics import Metrics
 from app.pipeline import ClassifyRequest, ImageInput, Pipeline
 from app.settings import Settings
 from tests.app.test_http_errors import CASES
+from tests.harness.guarded_server import Answer, guarded_server, read_answer
 from tests.helpers import ROOT, encode, photo
 from tests.server.metrics_text import parse
 
@@ -149,6 +150,33 @@ PIPELINE_TRIGGERS = {
 }
 
 
+# Refused by the connection protocol (app/connections.py) before the app sees a request: what the client sends.
+PROTOCOL_SETTINGS = Settings(header_timeout_s=0.5, max_connections=1, max_header_bytes=1024)
+PROTOCOL_TRIGGERS = {
+    "malformed_request": b"NOT HTTP\r\n\r\n",
+    "request_timeout": b"GET /healthz HTTP/1.1\r\n",  # and then nothing
+    "headers_too_large": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2048 + b"\r\n\r\n",
+    "too_many_connections": b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n",  # while another connection is open
+}
+
+
+async def _protocol_outcome(problem: Problem, app: Any) -> Answer:
+    """Serve the in-process app with the guarded protocol, counted in its worker's metrics; send the trigger."""
+    async with guarded_server(app, PROTOCOL_SETTINGS, app.state.worker.metrics) as served:
+        connections = [await asyncio.open_connection(served.host, served.port)]
+        if problem is Problems.TOO_MANY_CONNECTIONS:
+            while len(served.state.connections) < 1:  # the first one holds the only place
+                await asyncio.sleep(0.01)
+            connections.append(await asyncio.open_connection(served.host, served.port))
+        reader, writer = connections[-1]
+        writer.write(PROTOCOL_TRIGGERS[problem.code])
+        try:
+            return await read_answer(reader)
+        finally:
+            for _, open_writer in connections:
+                open_writer.close()
+
+
 def _rejections(client: TestClient, reason: str) -> float:
     return sum(
         value
@@ -166,6 +194,15 @@ def test_every_problem_answers_with_its_declared_status_code_and_metric(
         assert error.problem is problem and error.message
         if problem.status == 503:
             assert error.headers["Retry-After"].isdigit()
+        return
+    if problem.code in PROTOCOL_TRIGGERS:
+        before = _rejections(client, problem.reason)
+        answer = asyncio.run(asyncio.wait_for(_protocol_outcome(problem, client.app), 60))
+        assert answer.status == problem.status, answer.body
+        assert answer.json()["error"]["code"] == problem.code and answer.headers["connection"] == "close"
+        if problem.status == 503:
+            assert answer.headers["retry-after"].isdigit()
+        assert _rejections(client, problem.reason) == before + 1
         return
     if problem is Problems.INTERNAL_ERROR:
 

@@ -12,8 +12,8 @@ APP = ROOT / "app"
 MAX_LINES = 250
 # What the service process may import beyond the standard library and its own package.
 SERVICE_DEPENDENCIES = {
-    "gunicorn", "msgspec", "numpy", "openvino", "PIL", "prometheus_client", "starlette", "torch", "torchvision",
-    "uvicorn", "uvicorn_worker", "yaml",
+    "gunicorn", "h11", "msgspec", "numpy", "openvino", "PIL", "prometheus_client", "starlette", "torch",
+    "torchvision", "uvicorn", "uvicorn_worker", "yaml",
 }  # fmt: skip
 
 

@@ -64,7 +64,7 @@ def test_every_route_is_documented(spec: dict) -> None:
 def test_error_codes_and_responses_come_from_the_catalogue(spec: dict) -> None:
     assert spec["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"] == sorted(CODES)
     predict = spec["paths"]["/v1/predict"]["post"]["responses"]
-    for status in ("400", "413", "415", "500", "503"):
+    for status in ("400", "408", "413", "415", "431", "500", "503"):
         for problem in problems_with_status(int(status)):
             assert f"`{problem.code}`" in predict[status]["description"]
     assert "Retry-After" in predict["503"]["headers"]

@@ -80,3 +80,27 @@ def test_the_test_policy_variable_is_not_a_setting() -> None:
 def test_a_request_limit_the_queue_could_never_hold_is_refused() -> None:
     with pytest.raises(SettingsError, match="max_images=32 is not below max_queue=32"):
         load_settings(environ={"VISIONSERVE_MAX_IMAGES": "32", "VISIONSERVE_MAX_QUEUE": "32"})
+
+
+@pytest.mark.parametrize(
+    ("key", "too_low", "too_high"),
+    [
+        ("header_timeout_s", "0.1", "601"),
+        ("body_timeout_s", "0", "3601"),
+        ("keepalive_timeout_s", "0.5", "3601"),
+        ("max_connections", "0", "65537"),
+        ("max_header_bytes", "1023", "1048577"),
+    ],
+)
+def test_connection_limits_are_bounded(key: str, too_low: str, too_high: str) -> None:
+    for value in (too_low, too_high):
+        with pytest.raises(SettingsError, match=f"{key}=.* is out of range"):
+            load_settings(environ={f"VISIONSERVE_{key.upper()}": value})
+
+
+def test_connection_defaults_outlast_common_load_balancers() -> None:
+    settings = load_settings(environ={})
+    assert settings.keepalive_timeout_s > 60  # AWS ALB and ingress-nginx close idle connections first
+    assert settings.header_timeout_s < settings.body_timeout_s < settings.keepalive_timeout_s
+    assert settings.max_header_bytes == 16 * 1024
+    assert load_settings(environ={"VISIONSERVE_KEEPALIVE_TIMEOUT_S": "620"}).keepalive_timeout_s == 620

@@ -1,0 +1,51 @@
+"""A refusal (an ApiError) as the bytes or ASGI messages of its JSON answer, for app/connections.py.
+
+The connection protocol answers before Starlette (or instead of it), so it cannot use the exception handlers; these
+build the same `{"error": ...}` body from the same catalogue, and always close the connection.
+"""
+
+from __future__ import annotations
+
+import http
+from typing import Any
+
+from msgspec import UNSET
+
+from app.answers import ErrorAnswer, ErrorDetail, encode
+from app.errors import ApiError
+
+HTTP_VERSION_LINE = len(b" HTTP/1.1\r\n")
+Headers = list[tuple[bytes, bytes]]
+
+
+def head_size(scope: dict[str, Any]) -> int:
+    """Bytes of the request line and headers as parsed (the bytes sent are at least this many)."""
+    target = len(scope["raw_path"]) + (len(scope["query_string"]) + 1 if scope["query_string"] else 0)
+    headers = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+    return len(scope["method"]) + 1 + target + HTTP_VERSION_LINE + headers + 2
+
+
+def refusal_body(error: ApiError) -> bytes:
+    """The catalogue's JSON error answer."""
+    accepted = UNSET if error.accepted is None else error.accepted
+    return encode(ErrorAnswer(ErrorDetail(error.code, error.message, accepted)))
+
+
+def refusal_headers(error: ApiError, body: bytes) -> Headers:
+    headers = {"content-type": "application/json", "content-length": str(len(body)), "connection": "close"}
+    return [(name.lower().encode(), value.encode()) for name, value in (headers | error.headers).items()]
+
+
+def refusal_messages(error: ApiError) -> list[dict[str, Any]]:
+    """The ASGI messages of the answer, for a refusal inside a request cycle."""
+    body = refusal_body(error)
+    start = {"type": "http.response.start", "status": error.status, "headers": refusal_headers(error, body)}
+    return [start, {"type": "http.response.body", "body": body}]
+
+
+def refusal_bytes(error: ApiError, default_headers: Headers) -> bytes:
+    """The whole HTTP/1.1 answer, for a refusal outside any request cycle (uvicorn's Date and Server first)."""
+    body = refusal_body(error)
+    status = f"HTTP/1.1 {error.status} {http.HTTPStatus(error.status).phrase}\r\n".encode()
+    headers = default_headers + refusal_headers(error, body)
+    return status + b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n" + body
