@@ -17,6 +17,7 @@ HEADS = ("imagenet", "cifar10")
 MAX_TOP_K = 1000
 RUNTIMES = ("auto", "openvino", "torch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ACCESS_LOGS = ("json", "off")
 # VISIONSERVE_* variables that are not settings (the test suite's tool policy).
 NOT_SETTINGS = frozenset({"VISIONSERVE_REQUIRE_TOOLS"})
 
@@ -49,6 +50,9 @@ class Settings:
     )
     drain_seconds: float = _setting(0.0, "Seconds /readyz answers 503 before the listener closes.", low=0, high=600)
     log_level: str = _setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
+    access_log: str = _setting(
+        "json", "Access log: one JSON line per request on stderr (json), or none (off).", choices=ACCESS_LOGS
+    )
     model_version: str = _setting("1", "Version string reported with every prediction.")
 
     weights: str = _setting(

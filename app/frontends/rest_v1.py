@@ -52,6 +52,7 @@ async def predict(request: Request) -> Response:
     settings = worker.settings
     body = await read_body(request, settings.max_body_bytes)
     parsed = await parse_predict(request, body, settings.default_top_k)
+    request.state.images = len(parsed.images)  # for the access log
     result = await pipeline.classify(parsed)
     return answer(predict_answer(parsed, result, pipeline))
 
