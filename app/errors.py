@@ -32,8 +32,8 @@ class Problems:
     INVALID_TOP_K = Problem("invalid_top_k", 400, "invalid_request", "top_k is not an integer in range.")
     UNKNOWN_PARAMETER = Problem("unknown_parameter", 400, "invalid_request", "An unknown query parameter.")
     UNKNOWN_FIELD = Problem("unknown_field", 400, "invalid_request", "An unknown JSON or form field.")
-    CONFLICTING_PARAMETER = Problem(
-        "conflicting_parameter", 400, "invalid_request", "A parameter given twice with different values."
+    REPEATED_PARAMETER = Problem(
+        "repeated_parameter", 400, "invalid_request", "A parameter or JSON key given more than once."
     )
     MALFORMED_JSON = Problem("malformed_json", 400, "invalid_request", "The JSON body does not parse or fit.")
     MALFORMED_BASE64 = Problem("malformed_base64", 400, "invalid_request", "An instance is not valid base64.")

@@ -51,7 +51,7 @@ async def predict(request: Request) -> Response:
     pipeline = _pipeline(worker)
     settings = worker.settings
     body = await read_body(request, settings.max_body_bytes)
-    parsed = await parse_predict(request, body, settings.default_top_k)
+    parsed = await parse_predict(request, body, settings.default_top_k, settings.max_images)
     request.state.images = len(parsed.images)  # for the access log
     result = await pipeline.classify(parsed)
     return answer(predict_answer(parsed, result, pipeline))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Iterable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
@@ -19,13 +21,16 @@ from app.settings import HEADS, MAX_TOP_K
 PARAMETERS = ("heads", "top_k")
 JSON_FIELDS = ("instances", *PARAMETERS)
 BODY_TYPES = [*ACCEPTED_CONTENT_TYPES, "multipart/form-data", "application/json"]
+JSON_EXAMPLE = {"instances": [{"b64": "<base64 image>"}], "heads": "imagenet", "top_k": 5}
+MAX_INTEGER_CHARS = 20  # a sign and 19 digits: more than any count or top_k; longer integers are out of range
+MAX_PARAMETER_COMMAS = 16  # commas a JSON body may hold beyond two per instance: between fields, in heads
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing (413) as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+        raise _too_large(declared[:24], limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -36,7 +41,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _too_large(size: int, limit: int) -> ApiError:
+def _too_large(size: int | str, limit: int) -> ApiError:
     return ApiError(
         Problems.PAYLOAD_TOO_LARGE,
         f"the body is {size}+ bytes; at most {limit} bytes are accepted",
@@ -44,14 +49,43 @@ def _too_large(size: int, limit: int) -> ApiError:
     )
 
 
-async def parse_predict(request: Request, body: bytes, default_top_k: int) -> ClassifyRequest:
+class Parameters:
+    """`heads` and `top_k` as the request gave them: each at most once, in the query or the body."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+        self.sources: dict[str, str] = {}
+
+    def give(self, key: str, value: object, source: str) -> None:
+        if key in self.sources:
+            raise _repeated(key, self.sources[key], source)
+        self.values[key] = value
+        self.sources[key] = source
+
+    def get(self, key: str) -> object:
+        return self.values.get(key)
+
+
+def _repeated(key: str, first: str, second: str) -> ApiError:
+    where = f"twice in the {first}" if first == second else f"in the {first} and in the {second}"
+    return ApiError(
+        Problems.REPEATED_PARAMETER,
+        f"{key!r} is given more than once ({where}); give it once",
+        accepted=f"each of {', '.join(JSON_FIELDS)} at most once, in the query or the body",
+    )
+
+
+def _too_many_images(count: int, limit: int) -> ApiError:
+    return ApiError(
+        Problems.TOO_MANY_IMAGES,
+        f"{count} images in one request; at most {limit}",
+        accepted={"max_images": limit},
+    )
+
+
+async def parse_predict(request: Request, body: bytes, default_top_k: int, max_images: int) -> ClassifyRequest:
     """Turn the request into images + parameters, or raise a 4xx ApiError."""
-    unknown = sorted(set(request.query_params) - set(PARAMETERS))
-    if unknown:
-        raise ApiError(
-            Problems.UNKNOWN_PARAMETER, f"unknown query parameter(s): {', '.join(unknown)}", accepted=list(PARAMETERS)
-        )
-    params: dict[str, object] = {key: request.query_params[key] for key in PARAMETERS if key in request.query_params}
+    params = _query_parameters(request)
     if not body:
         raise ApiError(Problems.EMPTY_BODY, "the request body is empty; send an image", accepted=BODY_TYPES)
     raw_type = request.headers.get("content-type", "")
@@ -61,7 +95,7 @@ async def parse_predict(request: Request, body: bytes, default_top_k: int) -> Cl
     elif content_type == "multipart/form-data":
         images = await _parse_multipart(request, body, params)
     elif content_type == "application/json":
-        images = _parse_json(body, params)
+        images = await run_in_threadpool(_parse_json, body, params, max_images)  # a big body must not stall the loop
     elif content_type.startswith("image/"):
         raise ApiError(
             Problems.UNSUPPORTED_IMAGE_FORMAT, f"Content-Type {content_type} is not accepted", accepted=BODY_TYPES
@@ -74,21 +108,26 @@ async def parse_predict(request: Request, body: bytes, default_top_k: int) -> Cl
     return ClassifyRequest(images, parse_heads(params.get("heads")), parse_top_k(params.get("top_k"), default_top_k))
 
 
-def _merge(params: dict[str, object], key: str, value: object) -> None:
-    if key in params and str(params[key]) != str(value):
+def _query_parameters(request: Request) -> Parameters:
+    items = request.query_params.multi_items()
+    unknown = sorted({key for key, _ in items} - set(PARAMETERS))
+    if unknown:
         raise ApiError(
-            Problems.CONFLICTING_PARAMETER,
-            f"{key} is given twice with different values ({params[key]!r} and {value!r})",
-            accepted="give it once, in the query or the body",
+            Problems.UNKNOWN_PARAMETER,
+            f"unknown query parameter(s): {', '.join(map(repr, unknown))}",
+            accepted=list(PARAMETERS),
         )
-    params[key] = value
+    params = Parameters()
+    for key, value in items:
+        params.give(key, value, "query")
+    return params
 
 
 async def _body_stream(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
-async def _parse_multipart(request: Request, body: bytes, params: dict[str, object]) -> list[ImageInput]:
+async def _parse_multipart(request: Request, body: bytes, params: Parameters) -> list[ImageInput]:
     parser = MultiPartParser(
         request.headers, _body_stream(body), max_files=1000, max_fields=100, max_part_size=len(body) + 1
     )
@@ -104,9 +143,10 @@ async def _parse_multipart(request: Request, body: bytes, params: dict[str, obje
     try:
         for field, value in form.multi_items():
             if isinstance(value, UploadFile):
-                images.append(ImageInput(f"part {field!r} ({value.filename or 'no filename'})", await value.read()))
+                name = repr(value.filename) if value.filename else "no filename"
+                images.append(ImageInput(f"part {field!r} ({name})", await value.read()))
             elif field in PARAMETERS:
-                _merge(params, field, value)
+                params.give(field, value, "form")
             else:
                 raise ApiError(
                     Problems.UNKNOWN_FIELD,
@@ -118,35 +158,114 @@ async def _parse_multipart(request: Request, body: bytes, params: dict[str, obje
     return images
 
 
-def _parse_json(body: bytes, params: dict[str, object]) -> list[ImageInput]:
-    example = {"instances": [{"b64": "<base64 image>"}], "heads": "imagenet", "top_k": 5}
+class OutOfRange:
+    """A JSON number no field of ours can hold (Python's int() would refuse 4,300+ digits with a ValueError)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<a number of {len(self.text)} characters>"
+
+    __str__ = __repr__
+
+
+def _json_int(text: str) -> int | OutOfRange:
+    return OutOfRange(text) if len(text) > MAX_INTEGER_CHARS else int(text)
+
+
+def _json_float(text: str) -> float | OutOfRange:
+    value = float(text)
+    return value if math.isfinite(value) else OutOfRange(text)
+
+
+def _json_constant(name: str) -> None:
+    raise ApiError(Problems.MALFORMED_JSON, f"{name} is not a JSON number", accepted=JSON_EXAMPLE)
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """json.loads' object hook: a key given twice in one object is refused, not silently overridden."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _repeated(_first_repeated(key for key, _ in pairs), "JSON body", "JSON body")
+    return document
+
+
+def _first_repeated(keys: Iterable[str]) -> str:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise AssertionError("no key is repeated")
+
+
+def _check_json_size(body: bytes, max_images: int) -> None:
+    """Before parsing, two scans at memory speed bound what the parser may be asked to build.
+
+    Base64 holds neither quotes nor commas, so a valid body has one `"b64"` per instance, and at most two commas
+    per instance (a separator, a data: URL) plus a few for the parameters. A body of a million tiny instances, or
+    of millions of empty arrays, would otherwise cost the parser seconds of CPU with the GIL held (no thread helps).
+    """
+    instances = body.count(b'"b64"')
+    if instances > max_images:
+        raise _too_many_images(instances, max_images)
+    commas, budget = body.count(b","), 2 * max_images + MAX_PARAMETER_COMMAS
+    if commas > budget:
+        raise ApiError(
+            Problems.MALFORMED_JSON,
+            f"the JSON body holds {commas} commas; a body of at most {max_images} images holds at most {budget}",
+            accepted=JSON_EXAMPLE,
+        )
+
+
+def _parse_json(body: bytes, params: Parameters, max_images: int) -> list[ImageInput]:
+    """Bound, parse, check the structure and count the instances; only then decode their base64 (in a thread)."""
+    _check_json_size(body, max_images)
     try:
-        document = json.loads(body)
+        document = json.loads(
+            body,
+            object_pairs_hook=_json_object,
+            parse_int=_json_int,
+            parse_float=_json_float,
+            parse_constant=_json_constant,
+        )
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ApiError(Problems.MALFORMED_JSON, f"the body is not valid JSON: {exc}", accepted=example) from None
+        raise ApiError(Problems.MALFORMED_JSON, f"the body is not valid JSON: {exc}", accepted=JSON_EXAMPLE) from None
     if not isinstance(document, dict):
-        raise ApiError(Problems.MALFORMED_JSON, "the JSON body must be an object", accepted=example)
+        raise ApiError(Problems.MALFORMED_JSON, "the JSON body must be an object", accepted=JSON_EXAMPLE)
     unknown = sorted(set(document) - set(JSON_FIELDS))
     if unknown:
-        raise ApiError(Problems.UNKNOWN_FIELD, f"unknown JSON field(s): {', '.join(unknown)}", accepted=example)
+        raise ApiError(
+            Problems.UNKNOWN_FIELD, f"unknown JSON field(s): {', '.join(map(repr, unknown))}", accepted=JSON_EXAMPLE
+        )
     for key in PARAMETERS:
         if key in document:
             value = document[key]
-            _merge(params, key, ",".join(map(str, value)) if isinstance(value, list) else value)
+            if any(isinstance(item, OutOfRange) for item in (value if isinstance(value, list) else [value])):
+                raise ApiError(
+                    Problems.MALFORMED_JSON, f"{key} holds a number out of range: {value!r}", accepted=JSON_EXAMPLE
+                )
+            params.give(key, ",".join(map(str, value)) if isinstance(value, list) else value, "JSON body")
     instances = document.get("instances")
     if not isinstance(instances, list):
         raise ApiError(
-            Problems.MALFORMED_JSON, "'instances' must be a list of {\"b64\": ...} objects", accepted=example
+            Problems.MALFORMED_JSON, "'instances' must be a list of {\"b64\": ...} objects", accepted=JSON_EXAMPLE
         )
-    return [_decode_instance(i, instance, example) for i, instance in enumerate(instances)]
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, dict) or set(instance) != {"b64"} or not isinstance(instance["b64"], str):
+            raise ApiError(
+                Problems.MALFORMED_JSON,
+                f'instances[{index}] must be exactly {{"b64": "<string>"}}',
+                accepted=JSON_EXAMPLE,
+            )
+    if len(instances) > max_images:
+        raise _too_many_images(len(instances), max_images)
+    return [_decode_instance(index, instance["b64"]) for index, instance in enumerate(instances)]
 
 
-def _decode_instance(index: int, instance: object, example: dict) -> ImageInput:
-    if not isinstance(instance, dict) or set(instance) != {"b64"} or not isinstance(instance["b64"], str):
-        raise ApiError(
-            Problems.MALFORMED_JSON, f'instances[{index}] must be exactly {{"b64": "<string>"}}', accepted=example
-        )
-    text = instance["b64"].strip()
+def _decode_instance(index: int, b64: str) -> ImageInput:
+    text = b64.strip()
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]  # a data URL: keep the payload
     try:
