@@ -9,6 +9,7 @@ Successful probes and scrapes (/healthz, /readyz, /metrics) are not logged: they
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -64,9 +65,15 @@ def access_logger() -> logging.Logger:
     return logger
 
 
+@functools.lru_cache(maxsize=1)
+def _utc_second(whole: int) -> str:
+    """strftime once a second, not once a request."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+
+
 def _utc(seconds: float) -> str:
     whole = int(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1000):03d}Z"
+    return f"{_utc_second(whole)}.{int((seconds - whole) * 1000):03d}Z"
 
 
 def access_line(scope: Scope, status: int | None, started: float, latency_s: float) -> str:
