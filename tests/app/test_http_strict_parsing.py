@@ -217,3 +217,27 @@ def test_random_json_documents_never_get_a_5xx(client: TestClient) -> None:
         assert 400 <= response.status_code < 500, (body[:200], response.text)
         codes.add(_error(response)["code"])
     assert len(codes) >= 4, codes  # the documents reached several different checks
+
+
+MULTIPART_RAW = "multipart/form-data; boundary=x; charset=raw_unicode_escape"  # client text may decode to surrogates
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (MULTIPART_RAW, b'--x\r\nContent-Disposition: form-data; name="\\ud800"\r\n\r\nv\r\n--x--\r\n'),
+        (
+            MULTIPART_RAW,
+            b'--x\r\nContent-Disposition: form-data; name="a"; filename="\\udfff.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\nnot an image\r\n--x--\r\n",
+        ),
+        ("multipart/form-data; boundary=x; charset=no-such-codec", b"--x\r\nContent-Disposition: form-data; name=a"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data\r\n\r\nv\r\n--x--\r\n"),
+        ("multipart/form-data; boundary=x", b"--x\r\n" + b"A: b\r\n" * 10_000 + b"\r\nv\r\n--x--\r\n"),
+        ("multipart/form-data; boundary=" + "x" * 5000, b"--" + b"x" * 5000 + b"\r\n\r\n"),
+    ],
+)
+def test_hostile_multipart_is_a_4xx_never_a_5xx(client: TestClient, content_type: str, body: bytes) -> None:
+    response = client.post("/v1/predict", content=body, headers={"Content-Type": content_type})
+    assert 400 <= response.status_code < 500, response.text
+    assert _error(response)["code"]
