@@ -144,7 +144,7 @@ def test_the_json_body_is_parsed_off_the_event_loop(
     client: TestClient, instance: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[bool, bool]] = []
-    real = rest_v1_request._parse_json
+    real = rest_v1_request.parse_json
 
     def spy(*args: object) -> object:
         try:
@@ -155,7 +155,7 @@ def test_the_json_body_is_parsed_off_the_event_loop(
         seen.append((on_loop, threading.current_thread() is threading.main_thread()))
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(rest_v1_request, "_parse_json", spy)
+    monkeypatch.setattr(rest_v1_request, "parse_json", spy)
     response = client.post("/v1/predict", content=f'{{"instances": [{instance}]}}'.encode(), headers=JSON)
     assert response.status_code == 200
     assert seen == [(False, False)]
