@@ -22,7 +22,7 @@ class ErrorDetail(Struct, omit_defaults=True):
     code: ErrorCode
     message: str
     accepted: Any = UNSET
-    request_id: str | UnsetType = UNSET  # on 500 answers: the id the server log names
+    request_id: str | UnsetType = UNSET  # the request's X-Request-ID, which the logs name too
 
 
 class ErrorAnswer(Struct):

@@ -32,8 +32,8 @@ class Problems:
     INVALID_TOP_K = Problem("invalid_top_k", 400, "invalid_request", "top_k is not an integer in range.")
     UNKNOWN_PARAMETER = Problem("unknown_parameter", 400, "invalid_request", "An unknown query parameter.")
     UNKNOWN_FIELD = Problem("unknown_field", 400, "invalid_request", "An unknown JSON or form field.")
-    CONFLICTING_PARAMETER = Problem(
-        "conflicting_parameter", 400, "invalid_request", "A parameter given twice with different values."
+    REPEATED_PARAMETER = Problem(
+        "repeated_parameter", 400, "invalid_request", "A parameter or JSON key given more than once."
     )
     INVALID_TIMEOUT = Problem(
         "invalid_timeout", 400, "invalid_request", "X-Request-Timeout-Ms is not one positive integer."

@@ -11,7 +11,9 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from app.frontends import operations, rest_v1
+from app.frontends.access_log import AccessLogMiddleware
 from app.frontends.errors import EXCEPTION_HANDLERS
+from app.frontends.request_ids import RequestIdMiddleware
 from app.lifecycle import Worker
 from app.metrics import RequestMetricsMiddleware
 from app.settings import Settings, load_settings
@@ -44,9 +46,14 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await worker.stop()
 
+    access_log = [Middleware(AccessLogMiddleware)] if settings.access_log == "json" else []
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(RequestMetricsMiddleware, metrics=worker.metrics)],
+        middleware=[
+            Middleware(RequestIdMiddleware),  # outermost: the id is known to everything inside, errors included
+            *access_log,
+            Middleware(RequestMetricsMiddleware, metrics=worker.metrics),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

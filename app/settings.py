@@ -18,6 +18,7 @@ MAX_TOP_K = 1000
 TIMEOUT_HEADER = "X-Request-Timeout-Ms"  # a client's deadline for its request
 RUNTIMES = ("auto", "openvino", "torch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ACCESS_LOGS = ("json", "off")
 # VISIONSERVE_* variables that are not settings (the test suite's tool policy).
 NOT_SETTINGS = frozenset({"VISIONSERVE_REQUIRE_TOOLS"})
 
@@ -50,6 +51,9 @@ class Settings:
     )
     drain_seconds: float = _setting(0.0, "Seconds /readyz answers 503 before the listener closes.", low=0, high=600)
     log_level: str = _setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
+    access_log: str = _setting(
+        "json", "Access log: one JSON line per request on stderr (json), or none (off).", choices=ACCESS_LOGS
+    )
     model_version: str = _setting("1", "Version string reported with every prediction.")
 
     weights: str = _setting(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -13,6 +12,7 @@ from starlette.responses import Response
 from app.answers import ErrorAnswer, ErrorDetail
 from app.errors import ApiError, Problem, Problems
 from app.frontends.json_response import answer
+from app.frontends.request_ids import HEADER, new_request_id, request_id_of
 
 log = logging.getLogger("visionserve")
 
@@ -26,13 +26,15 @@ def refuse(
     accepted: object = None,
     *,
     headers: dict[str, str] | None = None,
-    request_id: str | UnsetType = UNSET,
 ) -> Response:
-    """Count the refusal under its reason and answer it as JSON."""
+    """Count the refusal under its reason, note it for the access log and answer it as JSON with the request id."""
     worker = getattr(request.app.state, "worker", None)
     if worker is not None:
         worker.metrics.rejections.labels(problem.reason).inc()
-    detail = ErrorDetail(problem.code, message, UNSET if accepted is None else accepted, request_id)
+    request.state.reason, request.state.code = problem.reason, problem.code
+    request_id = request_id_of(request)
+    message = message.encode("utf-8", "backslashreplace").decode()  # a lone surrogate from the client cannot encode
+    detail = ErrorDetail(problem.code, message, UNSET if accepted is None else accepted, request_id or UNSET)
     return answer(ErrorAnswer(detail), problem.status, headers)
 
 
@@ -51,11 +53,13 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    """A server fault: 500 with a request id that the log line names too."""
-    request_id = uuid.uuid4().hex
+    """A server fault: 500 with a request id that the log line names too (answered outside the id middleware)."""
+    request_id = request_id_of(request)
+    if request_id is None:
+        request_id = request.state.request_id = new_request_id()
     log.error("request %s: unhandled error on %s %s", request_id, request.method, request.url.path, exc_info=exc)
     message = "the server failed to handle this request; quote the request_id when reporting it"
-    return refuse(request, Problems.INTERNAL_ERROR, message, request_id=request_id)
+    return refuse(request, Problems.INTERNAL_ERROR, message, headers={HEADER: request_id})
 
 
 async def client_disconnect_handler(request: Request, exc: Exception) -> Response:

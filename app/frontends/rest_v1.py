@@ -57,7 +57,9 @@ async def predict(request: Request) -> Response:
     timeout_s = requested_timeout_s(request, settings.request_timeout_s)
     await refuse_early_when_full(request, pipeline)
     body = await read_body(request, settings.max_body_bytes)
-    parsed = replace(await parse_predict(request, body, settings.default_top_k), timeout_s=timeout_s)
+    parsed = await parse_predict(request, body, settings.default_top_k, settings.max_images)
+    parsed = replace(parsed, timeout_s=timeout_s)
+    request.state.images = len(parsed.images)  # for the access log
     result = await unless_client_leaves(request, pipeline.classify(parsed))
     return answer(predict_answer(parsed, result, pipeline))
 

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import AsyncIterator
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from app.errors import ApiError, Problems
+from app.frontends.rest_v1_json import parse_json
+from app.frontends.rest_v1_params import PARAMETERS, Parameters, parse_heads, parse_top_k
 from app.imaging import ACCEPTED_CONTENT_TYPES, normalize_content_type
 from app.pipeline import ClassifyRequest, ImageInput
-from app.settings import HEADS, MAX_TOP_K
 
-PARAMETERS = ("heads", "top_k")
-JSON_FIELDS = ("instances", *PARAMETERS)
 BODY_TYPES = [*ACCEPTED_CONTENT_TYPES, "multipart/form-data", "application/json"]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing (413) as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+        raise _too_large(declared[:24], limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -36,7 +33,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _too_large(size: int, limit: int) -> ApiError:
+def _too_large(size: int | str, limit: int) -> ApiError:
     return ApiError(
         Problems.PAYLOAD_TOO_LARGE,
         f"the body is {size}+ bytes; at most {limit} bytes are accepted",
@@ -44,14 +41,9 @@ def _too_large(size: int, limit: int) -> ApiError:
     )
 
 
-async def parse_predict(request: Request, body: bytes, default_top_k: int) -> ClassifyRequest:
+async def parse_predict(request: Request, body: bytes, default_top_k: int, max_images: int) -> ClassifyRequest:
     """Turn the request into images + parameters, or raise a 4xx ApiError."""
-    unknown = sorted(set(request.query_params) - set(PARAMETERS))
-    if unknown:
-        raise ApiError(
-            Problems.UNKNOWN_PARAMETER, f"unknown query parameter(s): {', '.join(unknown)}", accepted=list(PARAMETERS)
-        )
-    params: dict[str, object] = {key: request.query_params[key] for key in PARAMETERS if key in request.query_params}
+    params = _query_parameters(request)
     if not body:
         raise ApiError(Problems.EMPTY_BODY, "the request body is empty; send an image", accepted=BODY_TYPES)
     raw_type = request.headers.get("content-type", "")
@@ -61,7 +53,7 @@ async def parse_predict(request: Request, body: bytes, default_top_k: int) -> Cl
     elif content_type == "multipart/form-data":
         images = await _parse_multipart(request, body, params)
     elif content_type == "application/json":
-        images = _parse_json(body, params)
+        images = await run_in_threadpool(parse_json, body, params, max_images)  # a big body must not stall the loop
     elif content_type.startswith("image/"):
         raise ApiError(
             Problems.UNSUPPORTED_IMAGE_FORMAT, f"Content-Type {content_type} is not accepted", accepted=BODY_TYPES
@@ -74,21 +66,26 @@ async def parse_predict(request: Request, body: bytes, default_top_k: int) -> Cl
     return ClassifyRequest(images, parse_heads(params.get("heads")), parse_top_k(params.get("top_k"), default_top_k))
 
 
-def _merge(params: dict[str, object], key: str, value: object) -> None:
-    if key in params and str(params[key]) != str(value):
+def _query_parameters(request: Request) -> Parameters:
+    items = request.query_params.multi_items()
+    unknown = sorted({key for key, _ in items} - set(PARAMETERS))
+    if unknown:
         raise ApiError(
-            Problems.CONFLICTING_PARAMETER,
-            f"{key} is given twice with different values ({params[key]!r} and {value!r})",
-            accepted="give it once, in the query or the body",
+            Problems.UNKNOWN_PARAMETER,
+            f"unknown query parameter(s): {', '.join(map(repr, unknown))}",
+            accepted=list(PARAMETERS),
         )
-    params[key] = value
+    params = Parameters()
+    for key, value in items:
+        params.give(key, value, "query")
+    return params
 
 
 async def _body_stream(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
-async def _parse_multipart(request: Request, body: bytes, params: dict[str, object]) -> list[ImageInput]:
+async def _parse_multipart(request: Request, body: bytes, params: Parameters) -> list[ImageInput]:
     parser = MultiPartParser(
         request.headers, _body_stream(body), max_files=1000, max_fields=100, max_part_size=len(body) + 1
     )
@@ -104,9 +101,10 @@ async def _parse_multipart(request: Request, body: bytes, params: dict[str, obje
     try:
         for field, value in form.multi_items():
             if isinstance(value, UploadFile):
-                images.append(ImageInput(f"part {field!r} ({value.filename or 'no filename'})", await value.read()))
+                name = repr(value.filename) if value.filename else "no filename"
+                images.append(ImageInput(f"part {field!r} ({name})", await value.read()))
             elif field in PARAMETERS:
-                _merge(params, field, value)
+                params.give(field, value, "form")
             else:
                 raise ApiError(
                     Problems.UNKNOWN_FIELD,
@@ -116,73 +114,3 @@ async def _parse_multipart(request: Request, body: bytes, params: dict[str, obje
     finally:
         await form.close()
     return images
-
-
-def _parse_json(body: bytes, params: dict[str, object]) -> list[ImageInput]:
-    example = {"instances": [{"b64": "<base64 image>"}], "heads": "imagenet", "top_k": 5}
-    try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ApiError(Problems.MALFORMED_JSON, f"the body is not valid JSON: {exc}", accepted=example) from None
-    if not isinstance(document, dict):
-        raise ApiError(Problems.MALFORMED_JSON, "the JSON body must be an object", accepted=example)
-    unknown = sorted(set(document) - set(JSON_FIELDS))
-    if unknown:
-        raise ApiError(Problems.UNKNOWN_FIELD, f"unknown JSON field(s): {', '.join(unknown)}", accepted=example)
-    for key in PARAMETERS:
-        if key in document:
-            value = document[key]
-            _merge(params, key, ",".join(map(str, value)) if isinstance(value, list) else value)
-    instances = document.get("instances")
-    if not isinstance(instances, list):
-        raise ApiError(
-            Problems.MALFORMED_JSON, "'instances' must be a list of {\"b64\": ...} objects", accepted=example
-        )
-    return [_decode_instance(i, instance, example) for i, instance in enumerate(instances)]
-
-
-def _decode_instance(index: int, instance: object, example: dict) -> ImageInput:
-    if not isinstance(instance, dict) or set(instance) != {"b64"} or not isinstance(instance["b64"], str):
-        raise ApiError(
-            Problems.MALFORMED_JSON, f'instances[{index}] must be exactly {{"b64": "<string>"}}', accepted=example
-        )
-    text = instance["b64"].strip()
-    if text.startswith("data:") and "," in text:
-        text = text.split(",", 1)[1]  # a data URL: keep the payload
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError(
-            Problems.MALFORMED_BASE64,
-            f"instances[{index}].b64 is not valid base64: {exc}",
-            accepted="standard base64 (RFC 4648), optionally as a data: URL",
-        ) from None
-    return ImageInput(f"instances[{index}]", data)
-
-
-def parse_heads(raw: object) -> frozenset[str]:
-    """'imagenet,cifar10' -> {'imagenet', 'cifar10'}; default imagenet."""
-    if raw is None:
-        return frozenset({"imagenet"})
-    names = [name.strip() for name in str(raw).split(",")]
-    if not names or any(name not in HEADS for name in names):
-        raise ApiError(Problems.UNKNOWN_HEAD, f"heads={raw!r} names an unknown head", accepted=list(HEADS))
-    return frozenset(names)
-
-
-def parse_top_k(raw: object, default: int) -> int:
-    if raw is None:
-        return default
-    try:
-        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-            raise ValueError
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or not 1 <= value <= MAX_TOP_K:
-        raise ApiError(
-            Problems.INVALID_TOP_K,
-            f"top_k={raw!r} is not an integer from 1 to {MAX_TOP_K}",
-            accepted={"min": 1, "max": MAX_TOP_K},
-        )
-    return value
