@@ -98,7 +98,12 @@ app.kubernetes.io/component: test
   "drain_seconds" .Values.shutdown.drainSeconds
   "graceful_timeout" .Values.shutdown.gracefulTimeoutSeconds
 }}
-{{- toYaml (merge $owned (deepCopy .Values.config)) }}
+{{- /* set, not merge: merge lets a user's value replace an owned one that is empty ("" or 0) */}}
+{{- $config := deepCopy .Values.config }}
+{{- range $key, $value := $owned }}
+{{- $_ := set $config $key $value }}
+{{- end }}
+{{- toYaml $config }}
 {{- end }}
 
 {{/* Minimum replicas, whether the HPA or replicaCount sets them. */}}
