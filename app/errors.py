@@ -38,6 +38,9 @@ class Problems:
     MALFORMED_JSON = Problem("malformed_json", 400, "invalid_request", "The JSON body does not parse or fit.")
     MALFORMED_BASE64 = Problem("malformed_base64", 400, "invalid_request", "An instance is not valid base64.")
     MALFORMED_MULTIPART = Problem("malformed_multipart", 400, "invalid_request", "The multipart body does not parse.")
+    UNAUTHORIZED = Problem(
+        "unauthorized", 401, "unauthorized", "No API key, or one that is not accepted (Bearer or X-API-Key)."
+    )
     NOT_FOUND = Problem("not_found", 404, "not_found", "No such route.")
     METHOD_NOT_ALLOWED = Problem("method_not_allowed", 405, "method_not_allowed", "The route takes another method.")
     PAYLOAD_TOO_LARGE = Problem("payload_too_large", 413, "payload_too_large", "The body is over max_body_bytes.")

@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from app.frontends import operations, rest_v1
+from app.frontends.auth import access_middleware
 from app.frontends.errors import EXCEPTION_HANDLERS
 from app.lifecycle import Worker
 from app.metrics import RequestMetricsMiddleware
@@ -46,7 +47,7 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(RequestMetricsMiddleware, metrics=worker.metrics)],
+        middleware=[Middleware(RequestMetricsMiddleware, metrics=worker.metrics), *access_middleware(settings)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -17,8 +17,8 @@ HEADS = ("imagenet", "cifar10")
 MAX_TOP_K = 1000
 RUNTIMES = ("auto", "openvino", "torch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# VISIONSERVE_* variables that are not settings (the test suite's tool policy).
-NOT_SETTINGS = frozenset({"VISIONSERVE_REQUIRE_TOOLS"})
+# VISIONSERVE_* variables that are not settings: the test suite's tool policy, the client commands' API key.
+NOT_SETTINGS = frozenset({"VISIONSERVE_REQUIRE_TOOLS", "VISIONSERVE_API_KEY"})
 
 
 class SettingsError(ValueError):
@@ -85,6 +85,13 @@ class Settings:
     max_images: int = _setting(32, "Most images in one request.", low=1, high=1024)
     default_top_k: int = _setting(5, "top_k when the request names none.", low=1, high=MAX_TOP_K)
 
+    api_keys_file: str = _setting(
+        "", "API keys: a file with one key per line, or a directory of files (a mounted Secret); empty = no auth."
+    )
+    metrics_port: int = _setting(
+        0, "A second port that serves only /metrics; 0 = /metrics on the main port.", low=0, high=65535
+    )
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
@@ -97,6 +104,8 @@ class Settings:
                 f"max_images={self.max_images} exceeds max_queue={self.max_queue}: such a request "
                 "could never be queued; lower max_images or raise max_queue"
             )
+        if self.metrics_port == self.port:
+            raise SettingsError(f"metrics_port={self.metrics_port} is the main port; use another port, or 0")
 
 
 def _check(f: dataclasses.Field, value: Any) -> None:

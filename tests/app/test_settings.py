@@ -80,3 +80,13 @@ def test_the_test_policy_variable_is_not_a_setting() -> None:
 def test_a_request_limit_the_queue_could_never_hold_is_refused() -> None:
     with pytest.raises(SettingsError, match="max_images=64 exceeds max_queue=32"):
         load_settings(environ={"VISIONSERVE_MAX_IMAGES": "64", "VISIONSERVE_MAX_QUEUE": "32"})
+
+
+def test_the_client_commands_api_key_variable_is_not_a_setting() -> None:
+    assert load_settings(environ={"VISIONSERVE_API_KEY": "a-client-key-0123456789"}) == Settings()
+
+
+def test_the_metrics_port_must_differ_from_the_main_port() -> None:
+    with pytest.raises(SettingsError, match="metrics_port=8080 is the main port"):
+        load_settings(environ={"VISIONSERVE_METRICS_PORT": "8080"})
+    assert load_settings(environ={"VISIONSERVE_METRICS_PORT": "9090"}).metrics_port == 9090
