@@ -44,6 +44,9 @@ class Problems:
     MALFORMED_REQUEST = Problem(
         "malformed_request", 400, "invalid_request", "The request line or headers are not valid HTTP/1.1."
     )
+    UNAUTHORIZED = Problem(
+        "unauthorized", 401, "unauthorized", "No API key, or one that is not accepted (Bearer or X-API-Key)."
+    )
     NOT_FOUND = Problem("not_found", 404, "not_found", "No such route.")
     METHOD_NOT_ALLOWED = Problem("method_not_allowed", 405, "method_not_allowed", "The route takes another method.")
     REQUEST_TIMEOUT = Problem(

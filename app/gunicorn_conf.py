@@ -23,7 +23,9 @@ _own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="visionserve-metrics-")
 
-bind = f"{_settings.host}:{_settings.port}"
+bind = [f"{_settings.host}:{_settings.port}"]
+if _settings.metrics_port:  # /metrics only, on its own port (app/frontends/ports.py tells the two apart)
+    bind.append(f"{_settings.host}:{_settings.metrics_port}")
 workers = _settings.workers
 worker_class = "app.worker.VisionserveWorker"
 graceful_timeout = math.ceil(_settings.graceful_timeout + _settings.drain_seconds)

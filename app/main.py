@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from app.frontends import operations, rest_v1
 from app.frontends.access_log import AccessLogMiddleware
+from app.frontends.auth import access_middleware
 from app.frontends.errors import EXCEPTION_HANDLERS
 from app.frontends.request_ids import RequestIdMiddleware
 from app.lifecycle import Worker
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(RequestIdMiddleware),  # outermost: the id is known to everything inside, errors included
             *access_log,
             Middleware(RequestMetricsMiddleware, metrics=worker.metrics),
+            *access_middleware(settings),  # inside the metrics: a 401 is counted like any answer
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -9,6 +9,8 @@ import msgspec
 from app import __version__
 from app.answers import ErrorAnswer, JsonPredictRequest, ModelsAnswer, PredictAnswer, Status
 from app.errors import problems_with_status
+from app.frontends.auth import EXEMPT_PATHS
+from app.frontends.ports import METRICS_PATH
 from app.imaging import ACCEPTED_CONTENT_TYPES
 from app.settings import HEADS, MAX_TOP_K, TIMEOUT_HEADER, Settings
 
@@ -16,6 +18,11 @@ REF = "#/components/schemas/{name}"
 ANSWER_TYPES = (PredictAnswer, ModelsAnswer, Status, ErrorAnswer, JsonPredictRequest)
 PREDICT_ERROR_STATUSES = (400, 408, 413, 415, 431, 500, 503, 504)  # 408 and 431: app/connections.py, any route
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
+CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": 'Bearer realm="visionserve"'}}
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key as a Bearer token."},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "An API key."},
+}
 
 
 def _schemas() -> tuple[dict[str, dict], dict[str, Any]]:
@@ -35,7 +42,7 @@ def error_response(status: int, error_schema: dict) -> dict:
     """One status's response: the catalogue's problems with that status, by code."""
     problems = problems_with_status(status)
     description = "; ".join(f"`{problem.code}`: {problem.summary}" for problem in problems)
-    return _json(description, error_schema, RETRY_AFTER if status == 503 else None)
+    return _json(description, error_schema, {503: RETRY_AFTER, 401: CHALLENGE}.get(status))
 
 
 def _predict(settings: Settings, refs: dict[str, dict]) -> dict:
@@ -86,31 +93,50 @@ def _get(summary: str, responses: dict) -> dict:
     return {"get": {"summary": summary, "responses": responses}}
 
 
+def _secure(paths: dict, settings: Settings, error_schema: dict) -> dict:
+    """Every operation but the probes (and /metrics on its own port) answers 401 without an accepted key."""
+    for path, item in paths.items():
+        for operation in item.values():
+            if path in EXEMPT_PATHS or (path == METRICS_PATH and settings.metrics_port):
+                operation["security"] = []
+            else:
+                operation["responses"]["401"] = error_response(401, error_schema)
+    return paths
+
+
 def openapi_document(settings: Settings) -> dict:
     """The spec served at /openapi.json."""
     refs, components = _schemas()
     status = refs["Status"]
     text = {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}
-    return {
+    metrics, metrics_elsewhere = "Prometheus metrics of every worker.", {}
+    if settings.metrics_port:
+        metrics += f" Served on port {settings.metrics_port} only, without an API key; 404 on this port."
+        metrics_elsewhere = {"404": error_response(404, refs["ErrorAnswer"])}
+    paths = {
+        "/v1/predict": {"post": _predict(settings, refs)},
+        "/v1/models": _get(
+            "Heads, labels, weights sources, device and batching settings.",
+            {"200": _json("Model description.", refs["ModelsAnswer"]), "503": _json("Still loading.", status)},
+        ),
+        "/healthz": _get("Liveness: the process answers.", {"200": _json("Alive.", status)}),
+        "/readyz": _get(
+            "Readiness: weights loaded, warmed up, not draining.",
+            {"200": _json("Ready.", status), "503": _json("Loading, draining or failed.", status)},
+        ),
+        METRICS_PATH: _get(metrics, {"200": text, **metrics_elsewhere}),
+        "/openapi.json": _get("This document.", {"200": _json("OpenAPI 3.1.", {"type": "object"})}),
+    }
+    document: dict = {
         "openapi": "3.1.0",
         "info": {
             "title": "visionserve",
             "version": __version__,
             "description": "ResNet-50 image classification with ImageNet-1k and CIFAR-10 heads.",
         },
-        "paths": {
-            "/v1/predict": {"post": _predict(settings, refs)},
-            "/v1/models": _get(
-                "Heads, labels, weights sources, device and batching settings.",
-                {"200": _json("Model description.", refs["ModelsAnswer"]), "503": _json("Still loading.", status)},
-            ),
-            "/healthz": _get("Liveness: the process answers.", {"200": _json("Alive.", status)}),
-            "/readyz": _get(
-                "Readiness: weights loaded, warmed up, not draining.",
-                {"200": _json("Ready.", status), "503": _json("Loading, draining or failed.", status)},
-            ),
-            "/metrics": _get("Prometheus metrics of every worker.", {"200": text}),
-            "/openapi.json": _get("This document.", {"200": _json("OpenAPI 3.1.", {"type": "object"})}),
-        },
-        "components": {"schemas": components},
+        "paths": _secure(paths, settings, refs["ErrorAnswer"]) if settings.api_keys_file else paths,
+        "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
     }
+    if settings.api_keys_file:
+        document["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+    return document

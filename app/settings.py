@@ -19,8 +19,8 @@ TIMEOUT_HEADER = "X-Request-Timeout-Ms"  # a client's deadline for its request
 RUNTIMES = ("auto", "openvino", "torch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ACCESS_LOGS = ("json", "off")
-# VISIONSERVE_* variables that are not settings (the test suite's tool policy).
-NOT_SETTINGS = frozenset({"VISIONSERVE_REQUIRE_TOOLS"})
+# VISIONSERVE_* variables that are not settings: the test suite's tool policy, the client commands' API key.
+NOT_SETTINGS = frozenset({"VISIONSERVE_REQUIRE_TOOLS", "VISIONSERVE_API_KEY"})
 
 
 class SettingsError(ValueError):
@@ -137,6 +137,12 @@ class Settings:
     max_header_bytes: int = _setting(
         16 * 1024, "Largest request line + headers in bytes (431 above).", low=1024, high=1024 * 1024
     )
+    api_keys_file: str = _setting(
+        "", "API keys: a file with one key per line, or a directory of files (a mounted Secret); empty = no auth."
+    )
+    metrics_port: int = _setting(
+        0, "A second port that serves only /metrics; 0 = /metrics on the main port.", low=0, high=65535
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -150,6 +156,8 @@ class Settings:
                 f"max_images={self.max_images} is not below max_queue={self.max_queue}: one request could "
                 "fill the whole queue; lower max_images or raise max_queue"
             )
+        if self.metrics_port == self.port:
+            raise SettingsError(f"metrics_port={self.metrics_port} is the main port; use another port, or 0")
 
 
 def _check(f: dataclasses.Field, value: Any) -> None:

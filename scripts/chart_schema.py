@@ -17,8 +17,18 @@ from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "charts" / "visionserve" / "values.schema.json"
-# Settings the chart sets itself (from gpu, resources, containerPort, shutdown): not user config.
-CHART_OWNED = ("host", "port", "workers", "device", "torch_threads", "drain_seconds", "graceful_timeout")
+# Settings the chart sets itself (from gpu, resources, containerPort, shutdown, metrics, auth): not user config.
+CHART_OWNED = (
+    "host",
+    "port",
+    "workers",
+    "device",
+    "torch_threads",
+    "drain_seconds",
+    "graceful_timeout",
+    "metrics_port",
+    "api_keys_file",
+)
 
 
 def obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
@@ -113,6 +123,8 @@ CONTAINER_SECURITY_CONTEXT = security_context(
 )
 
 QUANTITY = {"type": ["string", "integer", "number"], "pattern": r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"}
+DNS_SUBDOMAIN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$"  # a Secret's name, or empty
+SECRET_KEY = r"^([-._a-zA-Z0-9]+)?$"  # a Secret's data key, or empty
 CPU = {"type": ["string", "integer", "number"], "pattern": r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"}
 
 
@@ -265,6 +277,27 @@ def values_schema() -> dict[str, Any]:
                     }
                 ),
                 "containerPort": integer("Container port.", 1024, 65535),
+                "metrics": obj(
+                    {
+                        "port": {
+                            "type": "integer",
+                            "description": "Port of /metrics alone; 0 = on the http port.",
+                            "anyOf": [{"const": 0}, {"minimum": 1024, "maximum": 65535}],
+                        }
+                    }
+                ),
+                "auth": obj(
+                    {
+                        "apiKeys": obj(
+                            {
+                                "existingSecret": string(
+                                    "Secret holding the API keys; empty = no auth.", pattern=DNS_SUBDOMAIN
+                                ),
+                                "key": string("Only this entry of the Secret; empty = all.", pattern=SECRET_KEY),
+                            }
+                        )
+                    }
+                ),
                 "serviceAccount": obj(
                     {
                         "create": boolean("Create a ServiceAccount."),

@@ -5,18 +5,52 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from app.cli.exits import CommandError
+from app.api_keys import ApiKeysError, read_keys
+from app.cli.exits import CommandError, UsageError
+
+API_KEY_VARIABLE = "VISIONSERVE_API_KEY"
 
 
-def request(url: str, timeout: float, body: bytes | None = None, content_type: str = "") -> bytes:
+def add_api_key_arguments(parser: argparse.ArgumentParser) -> None:
+    """--api-key and --api-key-file, for a service that requires API keys."""
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_VARIABLE, ""),
+        help=f"API key sent as Authorization: Bearer (default: ${API_KEY_VARIABLE}; prefer the variable, "
+        "a flag shows in the process list)",
+    )
+    parser.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="PATH",
+        help="read the API key from a file or a mounted Secret directory, as the service reads its keys "
+        "(the first key); wins over --api-key",
+    )
+
+
+def api_key(args: argparse.Namespace) -> str:
+    """The key the command sends: --api-key-file's first key, else --api-key (or its variable), else none."""
+    if args.api_key_file is None:
+        return args.api_key
+    try:
+        return read_keys(args.api_key_file, "--api-key-file")[0]
+    except ApiKeysError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def request(url: str, timeout: float, body: bytes | None = None, content_type: str = "", api_key: str = "") -> bytes:
     """GET (or POST when `body` is given) and return the answer's body; a CommandError says why there is none."""
     headers = {"Content-Type": content_type} if content_type else {}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=timeout) as answer:
             return answer.read()
@@ -31,9 +65,9 @@ def request(url: str, timeout: float, body: bytes | None = None, content_type: s
         raise CommandError(f"{url}: the connection failed ({exc.__class__.__name__}: {exc})") from None
 
 
-def request_json(url: str, timeout: float, body: bytes | None = None, content_type: str = "") -> Any:
+def request_json(url: str, timeout: float, body: bytes | None = None, content_type: str = "", api_key: str = "") -> Any:
     """`request`, with the answer parsed as JSON."""
-    return json.loads(request(url, timeout, body, content_type))
+    return json.loads(request(url, timeout, body, content_type, api_key))
 
 
 def _server_error(exc: urllib.error.HTTPError) -> CommandError:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from app.cli.client import base_url, multipart, request, request_json
+from app.cli.client import add_api_key_arguments, api_key, base_url, multipart, request, request_json
 from app.cli.exits import EXIT_CODES, OK, CommandError, UsageError
 from app.cli.sample import sample_jpeg
 from app.settings import HEADS
@@ -54,6 +54,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=60.0, help="seconds to wait for each answer (default %(default)g)"
     )
     parser.add_argument("--sample", action="store_true", help="also send a built-in synthetic picture")
+    add_api_key_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -102,29 +103,30 @@ def table(pictures: Sequence[Picture], answer: dict[str, Any], name_width: int) 
             yield f"{picture.name:<{name_width}}  {head:<{HEAD_WIDTH}}  {labels}"
 
 
-def classify(url: str, batch: Sequence[Picture], query: str, timeout: float) -> bytes:
+def classify(url: str, batch: Sequence[Picture], query: str, timeout: float, key: str = "") -> bytes:
     """POST one multipart request; a refusal of a lone picture is prefixed with its name."""
     body, content_type = multipart([(Path(picture.name).name, picture.data) for picture in batch])
     try:
-        return request(f"{url}/v1/predict?{query}", timeout, body, content_type)
+        return request(f"{url}/v1/predict?{query}", timeout, body, content_type, key)
     except CommandError as exc:
         raise CommandError(f"{batch[0].name}: {exc}" if len(batch) == 1 else str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
     pictures = read_pictures(args.images, args.sample)
+    key = api_key(args)
     query = urlencode(
         {key: value for key, value in (("heads", args.heads), ("top_k", args.top_k)) if value is not None}
     )
     width = max(len(picture.name) for picture in pictures)
     try:
-        described = request_json(f"{args.url}/v1/models", args.timeout)
+        described = request_json(f"{args.url}/v1/models", args.timeout, api_key=key)
         warning = random_weights_warning(args.url, described)
         if warning:
             print(f"visionserve predict: {warning}", file=sys.stderr)
         limits = described["limits"]
         for batch in batches(pictures, limits["max_images"], limits["max_body_bytes"]):
-            answer = classify(args.url, batch, query, args.timeout)
+            answer = classify(args.url, batch, query, args.timeout, key)
             print(answer.decode() if args.json else "\n".join(table(batch, json.loads(answer), width)), flush=True)
     except (KeyError, TypeError, ValueError) as exc:
         raise CommandError(f"unexpected answer from {args.url}: {exc!r}") from None

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from app.api_keys import ApiKeysError, read_keys
 from app.cli.exits import USAGE, UsageError
 from app.settings import CONFIG_FILE_ENV, ENV_PREFIX, Settings, SettingsError, load_settings
 
@@ -52,8 +53,10 @@ def run(args: argparse.Namespace) -> NoReturn:
     if args.config is not None:
         os.environ[CONFIG_FILE_ENV] = args.config
     try:
-        load_settings()
-    except SettingsError as exc:
+        settings = load_settings()
+        if settings.api_keys_file:  # auth on: no keys, no start
+            read_keys(Path(settings.api_keys_file))
+    except (SettingsError, ApiKeysError) as exc:
         raise UsageError(str(exc)) from None
     # glibc's default of 8 arenas per core lets a threaded worker's memory creep up; 2 keeps it flat.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")

@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from app.cli.client import base_url, request, request_json
+from app.cli.client import add_api_key_arguments, api_key, base_url, request, request_json
 from app.cli.exits import FAILED, OK, USAGE, CommandError
 from app.cli.sample import sample_jpeg
 
@@ -32,8 +32,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--url", type=base_url, default="http://127.0.0.1:8080", help="base URL of the service (default %(default)s)"
     )
     parser.add_argument(
+        "--metrics-url",
+        type=base_url,
+        help="base URL of the service's metrics port, when it has one (default: --url)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for readiness (default %(default)g)"
     )
+    add_api_key_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -50,23 +56,38 @@ def wait_ready(url: str, timeout_s: float) -> None:
     raise RuntimeError(f"{url}/readyz not ready after {timeout_s:.0f}s: {last}")
 
 
-def _predict(url: str, head: str) -> str:
+def _predict(url: str, head: str, key: str) -> str:
     path = f"/v1/predict?heads={head}&top_k=1"
     try:
-        answer = request_json(f"{url}{path}", timeout=60, body=sample_jpeg(), content_type="image/jpeg")
+        answer = request_json(f"{url}{path}", timeout=60, body=sample_jpeg(), content_type="image/jpeg", api_key=key)
     except CommandError as exc:
         raise RuntimeError(f"POST {path}: {exc}") from None
     return answer["predictions"][0]["heads"][head][0]["label"]
 
 
-def check(url: str, timeout_s: float) -> list[str]:
-    """Liveness, readiness, the model, one prediction per available head, metrics; raise on the first failure."""
+def _refused_without_key(url: str) -> str:
+    """With a key given, the service must refuse a request that has none."""
+    try:
+        request(f"{url}/v1/models", timeout=10)
+    except CommandError as exc:
+        if str(exc).startswith("401 "):
+            return "/v1/models refuses a request without an API key (401)"
+        raise
+    raise RuntimeError("/v1/models answered a request without an API key: the service does not require keys")
+
+
+def check(url: str, timeout_s: float, key: str = "", metrics_url: str | None = None) -> list[str]:
+    """Liveness, readiness, the model, one prediction per available head, metrics; raise on the first failure.
+
+    The probes are checked without the key (the kubelet has none); the rest with it, when given."""
     report: list[str] = []
     wait_ready(url, timeout_s)  # a starting pod does not listen until its model is warm
     report.append("PASS /readyz ready")
     request(f"{url}/healthz", timeout=10)
     report.append("PASS /healthz answers")
-    described = request_json(f"{url}/v1/models", timeout=10)
+    if key:
+        report.append(f"PASS {_refused_without_key(url)}")
+    described = request_json(f"{url}/v1/models", timeout=10, api_key=key)
     model = described["model"]
     warning = " (RANDOM weights: predictions are meaningless)" if model["random_weights"] else ""
     runtime = f"{model['runtime']} {model['precision']} on {model['device']}"
@@ -75,8 +96,8 @@ def check(url: str, timeout_s: float) -> list[str]:
         if not info["available"]:
             report.append(f"SKIP {head}: not loaded on this server ({info['weights']['source']})")
             continue
-        report.append(f"PASS predict {head}: top-1 {_predict(url, head)!r}")
-    metrics = request(f"{url}/metrics", timeout=10).decode(errors="replace")
+        report.append(f"PASS predict {head}: top-1 {_predict(url, head, key)!r}")
+    metrics = request(f"{metrics_url or url}/metrics", timeout=10, api_key=key).decode(errors="replace")
     missing = [name for name in REQUIRED_METRICS if name not in metrics]
     if missing:
         raise RuntimeError(f"/metrics lacks {', '.join(missing)}")
@@ -85,8 +106,9 @@ def check(url: str, timeout_s: float) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    key = api_key(args)  # a missing key file is a usage error, before any check
     try:
-        print("\n".join(check(args.url, args.timeout)))
+        print("\n".join(check(args.url, args.timeout, key, args.metrics_url)))
     except (CommandError, RuntimeError, KeyError, TypeError, ValueError) as exc:
         print(f"smoke test FAILED: {exc}", file=sys.stderr)
         return FAILED

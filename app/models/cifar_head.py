@@ -10,7 +10,16 @@ import torch
 from torch import nn
 
 from app.models.labels import CIFAR10_LABELS, FEATURE_DIM
-from app.models.weights import NO_HEAD, WeightsError, WeightsInfo, random_info, sha256_of, torch_load, verified_file
+from app.models.weights import (
+    NO_HEAD,
+    WeightsError,
+    WeightsInfo,
+    random_info,
+    sha256_of,
+    torch_load,
+    verified_file,
+    without_paths,
+)
 
 CIFAR_HEAD_FORMAT = "visionserve-cifar10-head/1"
 SHAPES = {"weight": (len(CIFAR10_LABELS), FEATURE_DIM), "bias": (len(CIFAR10_LABELS),)}
@@ -63,5 +72,5 @@ def load_cifar_head_state(spec: str, expected_sha256: str, seed: int) -> tuple[d
         raise WeightsError(
             f"cifar_head: {path} state_dict must hold exactly weight {SHAPES['weight']} and bias {SHAPES['bias']}"
         )
-    metadata = {k: data[k] for k in METADATA_KEYS if k in data}
-    return state, WeightsInfo("file", f"file {path}", digest, metadata)
+    metadata = {k: without_paths(data[k]) if isinstance(data[k], str) else data[k] for k in METADATA_KEYS if k in data}
+    return state, WeightsInfo("file", f"file {path.name}", digest, metadata, location=str(path))

@@ -83,7 +83,7 @@ def build_network(settings: Settings) -> tuple[Network, dict[str, HeadInfo]]:
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise WeightsError(f"weights: {backbone_info.source} does not fit ResNet-50: {str(exc)[:300]}") from None
+            raise WeightsError(f"weights: {backbone_info.described} does not fit ResNet-50: {str(exc)[:300]}") from None
     layers: dict[str, nn.Linear] = {"imagenet": model.fc}
     infos = {"imagenet": HeadInfo("imagenet", IMAGENET_LABELS, backbone_info)}
     model.fc = nn.Identity()
@@ -96,6 +96,8 @@ def build_network(settings: Settings) -> tuple[Network, dict[str, HeadInfo]]:
         layers["cifar10"] = layer  # type: ignore[assignment]
         infos["cifar10"] = HeadInfo("cifar10", CIFAR10_LABELS, head_info)
     for info in infos.values():
+        if info.weights.location:
+            log.info("%s head: %s", info.name, info.weights.described)
         if info.weights.is_random:
             log.warning("%s head serves RANDOM weights, as configured: %s", info.name, info.weights.source)
     return Network(model, layers).eval(), infos

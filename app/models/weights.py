@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import torch
 from torchvision.models import ResNet50_Weights
 
 TORCHVISION_ALIASES = {"imagenet": "IMAGENET1K_V2"}
+# An absolute (or ~ or ./) file-system path, POSIX or Windows, not the // of a URL.
+_PATH = re.compile(r"(?<![\w:/])(?:[A-Za-z]:)?(?:~|\.{1,2})?[/\\][^\s()\[\]'\",;]*")
 
 
 class WeightsError(RuntimeError):
@@ -20,19 +23,28 @@ class WeightsError(RuntimeError):
 
 @dataclass(frozen=True)
 class WeightsInfo:
-    """Where one head's weights came from, in plain words."""
+    """Where one head's weights came from, in plain words: `source` is answered to clients, so it names a file by
+    its name only; `location`, the full path, is for logs and error messages."""
 
     kind: str  # torchvision | file | random | none
     source: str
     sha256: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    location: str | None = None
 
     @property
     def is_random(self) -> bool:
         return self.kind == "random"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "source": self.source, "sha256": self.sha256, **self.metadata}
+    @property
+    def described(self) -> str:
+        """The source with the file's full path: for the server's own log, never for an answer."""
+        return f"{self.source} at {self.location}" if self.location else self.source
+
+
+def without_paths(text: str) -> str:
+    """`text` with every file-system path cut to its file name (older CIFAR-10 checkpoints named them in full)."""
+    return _PATH.sub(lambda match: re.split(r"[/\\]", match.group())[-1], text)
 
 
 NO_HEAD = WeightsInfo("none", "not configured: the cifar10 head is unavailable")
@@ -91,7 +103,7 @@ def load_backbone_state(spec: str, expected_sha256: str, seed: int) -> tuple[dic
         state = state["state_dict"]
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise WeightsError(f"weights: {path} does not hold a ResNet-50 state_dict (no 'fc.weight' key)")
-    return state, WeightsInfo("file", f"file {path}", digest)
+    return state, WeightsInfo("file", f"file {path.name}", digest, location=str(path))
 
 
 def published_prefix(filename: str) -> str:
@@ -131,4 +143,6 @@ def _load_torchvision(weights: ResNet50_Weights, expected_sha256: str) -> tuple[
     digest = sha256_of(cached)
     check_digest(cached, digest, expected_sha256, "weights")
     state = torch_load(cached, "weights")
-    return state, WeightsInfo("torchvision", f"torchvision ResNet50_Weights.{weights.name} ({cached})", digest)
+    return state, WeightsInfo(
+        "torchvision", f"torchvision ResNet50_Weights.{weights.name}", digest, location=str(cached)
+    )

@@ -187,7 +187,7 @@ def _rejections(client: TestClient, reason: str) -> float:
 
 @pytest.mark.parametrize("problem", CATALOGUE, ids=lambda problem: problem.code)
 def test_every_problem_answers_with_its_declared_status_code_and_metric(
-    client: TestClient, problem: Problem, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, problem: Problem, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     if problem.code in PIPELINE_TRIGGERS:
         error = asyncio.run(_pipeline_outcome(problem))
@@ -204,7 +204,13 @@ def test_every_problem_answers_with_its_declared_status_code_and_metric(
             assert answer.headers["retry-after"].isdigit()
         assert _rejections(client, problem.reason) == before + 1
         return
-    if problem is Problems.INTERNAL_ERROR:
+    if problem is Problems.UNAUTHORIZED:  # API keys are off in the shared app: one that requires them
+        keys = tmp_path / "keys"
+        keys.write_text("catalogue-key-0123456789\n")
+        client = TestClient(create_app(Settings(weights="random", api_keys_file=str(keys))))
+        client.headers["X-API-Key"] = "catalogue-key-0123456789"  # for _rejections' scrape
+        trigger = _http("GET", "/v1/models", headers={"X-API-Key": "not-the-key-0123456789"})
+    elif problem is Problems.INTERNAL_ERROR:
 
         def explode(request: ClassifyRequest) -> None:
             raise RuntimeError("a bug")

@@ -104,3 +104,13 @@ def test_connection_defaults_outlast_common_load_balancers() -> None:
     assert settings.header_timeout_s < settings.body_timeout_s < settings.keepalive_timeout_s
     assert settings.max_header_bytes == 16 * 1024
     assert load_settings(environ={"VISIONSERVE_KEEPALIVE_TIMEOUT_S": "620"}).keepalive_timeout_s == 620
+
+
+def test_the_client_commands_api_key_variable_is_not_a_setting() -> None:
+    assert load_settings(environ={"VISIONSERVE_API_KEY": "a-client-key-0123456789"}) == Settings()
+
+
+def test_the_metrics_port_must_differ_from_the_main_port() -> None:
+    with pytest.raises(SettingsError, match="metrics_port=8080 is the main port"):
+        load_settings(environ={"VISIONSERVE_METRICS_PORT": "8080"})
+    assert load_settings(environ={"VISIONSERVE_METRICS_PORT": "9090"}).metrics_port == 9090

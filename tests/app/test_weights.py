@@ -157,3 +157,31 @@ def test_a_head_trained_on_another_backbone_is_flagged(
     assert "cifar10" in heads
     assert heads["cifar10"].weights.metadata["backbone_sha256"] == "f" * 64
     assert any("trained on backbone sha256" in record.getMessage() for record in caplog.records)
+
+
+def test_answers_name_a_weights_file_by_its_name_and_logs_by_its_full_path(weights_file: Path) -> None:
+    _, info = load_backbone_state(str(weights_file), sha256_of(weights_file), seed=0)
+    assert info.source == f"file {weights_file.name}" and str(weights_file.parent) not in info.source
+    assert info.location == str(weights_file) and str(weights_file) in info.described
+
+
+def test_a_head_checkpoint_that_names_full_paths_is_answered_without_them(tmp_path: Path) -> None:
+    named = "torchvision ResNet50_Weights.IMAGENET1K_V2 (/home/me/.cache/torch/hub/checkpoints/resnet50-11ad3fa6.pth)"
+    head = _head_checkpoint(tmp_path / "head.pt", backbone_weights=named)
+    _, info = load_cifar_head_state(str(head), "", seed=0)
+    assert info.source == "file head.pt" and info.location == str(head)
+    assert info.metadata["backbone_weights"] == "torchvision ResNet50_Weights.IMAGENET1K_V2 (resnet50-11ad3fa6.pth)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("file /srv/models/resnet50.pth", "file resnet50.pth"),
+        ("file C:\\models\\resnet50.pth", "file resnet50.pth"),
+        ("file ~/models/a.pth and ./b/c.pth", "file a.pth and c.pth"),
+        ("random initialisation (seed 0): NOT trained", "random initialisation (seed 0): NOT trained"),
+        ("from https://download.pytorch.org/models/x.pth", "from https://download.pytorch.org/models/x.pth"),
+    ],
+)
+def test_without_paths_keeps_file_names_only(text: str, expected: str) -> None:
+    assert weights_module.without_paths(text) == expected

@@ -256,7 +256,14 @@ def test_helm_test_pod_checks_readiness_and_a_prediction() -> None:
     pod = next(doc for doc in render() if doc["kind"] == "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     command = pod["spec"]["containers"][0]["command"]
-    assert command == ["visionserve", "smoke-test", "--url", "http://visionserve:80"]
+    assert command == [
+        "visionserve",
+        "smoke-test",
+        "--url",
+        "http://visionserve:80",
+        "--metrics-url",
+        "http://visionserve-metrics:9090",
+    ]
 
 
 def test_notes_explain_port_forward_and_curl() -> None:
@@ -286,10 +293,12 @@ def test_selectors_are_name_and_instance_only_and_skip_the_test_pod() -> None:
     expected = {"app.kubernetes.io/name": "visionserve", "app.kubernetes.io/instance": "visionserve"}
     deployment = one(documents, "Deployment")
     assert deployment["spec"]["selector"]["matchLabels"] == expected
-    assert one(documents, "Service")["spec"]["selector"] == expected
+    services = [doc for doc in documents if doc["kind"] == "Service"]  # the API's and the metrics'
+    assert len(services) == 2 and all(service["spec"]["selector"] == expected for service in services)
     assert one(documents, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == expected
     assert one(documents, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"] == expected
-    assert one(documents, "ServiceMonitor")["spec"]["selector"]["matchLabels"] == expected
+    metrics = {**expected, "app.kubernetes.io/component": "metrics"}  # the metrics Service, not the API's
+    assert one(documents, "ServiceMonitor")["spec"]["selector"]["matchLabels"] == metrics
     test_labels = next(doc for doc in documents if doc["kind"] == "Pod")["metadata"]["labels"]
     assert not expected.items() <= test_labels.items()  # the test pod is no replica, no endpoint, no PDB member
     sources = [peer for rule in one(documents, "NetworkPolicy")["spec"]["ingress"] for peer in rule["from"]]

@@ -68,3 +68,11 @@ def test_the_chart_wins_when_the_schema_is_skipped(tmp_path: Path) -> None:
     wins = yaml.safe_load(config_yaml(render({"config": attempt}, chart_dir=unchecked)))
     assert {key: wins[key] for key in attempt} == {key: defaults[key] for key in attempt}
     assert "set-by-user" not in wins.values()
+
+
+def test_the_chart_wins_even_where_its_value_is_empty(tmp_path: Path) -> None:
+    """An owned key the chart sets to 0 (or "") is not replaced by a user's value, schema skipped or not."""
+    unchecked = tmp_path / "visionserve"
+    shutil.copytree(CHART, unchecked, ignore=shutil.ignore_patterns("values.schema.json"))
+    values = {"shutdown": {"drainSeconds": 0}, "config": {"drain_seconds": 9}}
+    assert yaml.safe_load(config_yaml(render(values, chart_dir=unchecked)))["drain_seconds"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -102,7 +103,12 @@ def test_a_weights_file_made_here_is_served_and_described(weights_file: Path, jp
         models = requests.get(f"{server.url}/v1/models", timeout=10).json()
         imagenet = models["heads"]["imagenet"]["weights"]
         assert imagenet["kind"] == "file" and imagenet["sha256"] == digest
-        assert str(weights_file) in imagenet["source"]
+        assert imagenet["source"] == f"file {weights_file.name}"  # by name: answers carry no file-system path
+        predicted = _post(server.url, jpeg_bytes)
+        for answer in (models, predicted.json()):
+            assert str(weights_file.parent) not in json.dumps(answer)
+        assert predicted.json()["weights"]["imagenet"] == f"file {weights_file.name}"
+        assert str(weights_file) in server.log()  # the operator's log keeps it
         assert models["model"]["random_weights"] is False
         assert models["heads"]["cifar10"]["available"] is False
         assert _post(server.url, jpeg_bytes).status_code == 200

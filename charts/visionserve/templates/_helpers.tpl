@@ -87,18 +87,49 @@ app.kubernetes.io/component: test
 {{- max 1 (div $millis (mul 1000 (include "visionserve.workers" . | int))) }}
 {{- end }}
 
+{{/* Where the API keys Secret is mounted (a directory: one file per data entry). */}}
+{{- define "visionserve.apiKeysPath" -}}
+/var/run/visionserve/api-keys
+{{- end }}
+
+{{/* The API keys Secret as a read-only volume: every entry, or only auth.apiKeys.key. */}}
+{{- define "visionserve.apiKeysVolume" -}}
+- name: api-keys
+  secret:
+    secretName: {{ .Values.auth.apiKeys.existingSecret | quote }}
+    defaultMode: 288  # 0440: readable by the pod's group (fsGroup), writable by nobody
+    {{- with .Values.auth.apiKeys.key }}
+    items:
+      - key: {{ . | quote }}
+        path: {{ . | quote }}
+    {{- end }}
+{{- end }}
+
+{{- define "visionserve.apiKeysMount" -}}
+- name: api-keys
+  mountPath: {{ include "visionserve.apiKeysPath" . }}
+  readOnly: true
+{{- end }}
+
 {{/* The service's config.yaml: the user's config plus the keys the chart owns. */}}
 {{- define "visionserve.serviceConfig" -}}
 {{- $owned := dict
   "host" "0.0.0.0"
   "port" (int .Values.containerPort)
+  "metrics_port" (int .Values.metrics.port)
+  "api_keys_file" (ternary (include "visionserve.apiKeysPath" .) "" (ne .Values.auth.apiKeys.existingSecret ""))
   "workers" (include "visionserve.workers" . | int)
   "device" (ternary "cuda" "cpu" .Values.gpu.enabled)
   "torch_threads" (include "visionserve.torchThreads" . | int)
   "drain_seconds" .Values.shutdown.drainSeconds
   "graceful_timeout" .Values.shutdown.gracefulTimeoutSeconds
 }}
-{{- toYaml (merge $owned (deepCopy .Values.config)) }}
+{{- /* set, not merge: merge lets a user's value replace an owned one that is empty ("" or 0) */}}
+{{- $config := deepCopy .Values.config }}
+{{- range $key, $value := $owned }}
+{{- $_ := set $config $key $value }}
+{{- end }}
+{{- toYaml $config }}
 {{- end }}
 
 {{/* Minimum replicas, whether the HPA or replicaCount sets them. */}}
@@ -117,6 +148,8 @@ each check yields a message or nothing, and one fail reports them all, so a wron
   (include "visionserve.validateValues.autoscaling" .)
   (include "visionserve.validateValues.initContainerWeights" .)
   (include "visionserve.validateValues.existingClaim" .)
+  (include "visionserve.validateValues.metricsPort" .)
+  (include "visionserve.validateValues.apiKeys" .)
 }}
 {{- $messages = without $messages "" }}
 {{- if $messages }}
@@ -155,5 +188,18 @@ each check yields a message or nothing, and one fail reports them all, so a wron
 {{- define "visionserve.validateValues.existingClaim" -}}
 {{- if and (eq .Values.weights.source "existingClaim") (not .Values.weights.existingClaim) }}
 {{- print "weights.existingClaim is required when weights.source is existingClaim" }}
+{{- end }}
+{{- end }}
+
+{{/* The metrics port is a second listener: it cannot be the API's port. */}}
+{{- define "visionserve.validateValues.metricsPort" -}}
+{{- if eq (int .Values.metrics.port) (int .Values.containerPort) }}
+{{- printf "metrics.port (%d) is containerPort: give /metrics another port, or 0 to serve it on the http port" (int .Values.metrics.port) }}
+{{- end }}
+{{- end }}
+
+{{- define "visionserve.validateValues.apiKeys" -}}
+{{- if and .Values.auth.apiKeys.key (not .Values.auth.apiKeys.existingSecret) }}
+{{- print "auth.apiKeys.key names an entry of auth.apiKeys.existingSecret, which is empty: name the Secret too" }}
 {{- end }}
 {{- end }}
