@@ -22,6 +22,9 @@ from benchlib.machine import cpu_line, describe_cpu
 from benchlib.procfs import loadavg, wait_for_idle
 from benchlib.report import markdown, noisy_phases, phases, target_lines
 from benchlib.servers import bench_server
+from benchlib.soak import MAX_SOAK_REQUESTS, MEMORY_NOTE, SOAK_CONCURRENCY, SOAK_REQUESTS
+from benchlib.storm import MAX_STORM_CLIENTS, STORM_CLIENTS
+from benchlib.storm import METHOD as STORM_METHOD
 from benchlib.targets import check_targets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +41,16 @@ BASE_SETTINGS: dict[str, object] = {
 
 def _csv(kind: type) -> Any:
     return lambda text: [kind(value) for value in text.split(",") if value]
+
+
+def _bounded(low: int, high: int) -> Any:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; accepted: {low} to {high}")
+        return value
+
+    return parse
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -64,6 +77,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-retry-after", action="store_true", help="on 503 retry at once, not after Retry-After")
     parser.add_argument(
+        "--storm-clients",
+        type=_bounded(0, MAX_STORM_CLIENTS),
+        default=STORM_CLIENTS,
+        help="retry storm against the OpenVINO server: clients that retry a 503 at once (0 skips it)",
+    )
+    parser.add_argument(
+        "--soak-requests",
+        type=_bounded(0, MAX_SOAK_REQUESTS),
+        default=SOAK_REQUESTS,
+        help=f"soak: requests at c={SOAK_CONCURRENCY} against the OpenVINO server, worker memory before and after "
+        "(0 skips it)",
+    )
+    parser.add_argument(
         "--wait-idle", type=float, default=0.0, help="before each phase, wait up to this many seconds for an idle CPU"
     )
     parser.add_argument("--json", type=Path, default=Path(".bench/results.json"), help="where to write the results")
@@ -87,6 +113,11 @@ def print_header(args: argparse.Namespace, cpu: dict[str, Any], photos: Sequence
         f"clients: closed loop on this machine (they share its CPUs with the server), one keep-alive connection "
         f"per thread, {on_503} on 503; warm-up {args.warmup:g}s + {args.duration:g}s measured per level {args.levels}"
     )
+    if "openvino" in args.runtimes:
+        storm = f"a retry storm of {args.storm_clients} clients that retry a 503 at once" if args.storm_clients else ""
+        soak = f"a soak of {args.soak_requests} requests at c={SOAK_CONCURRENCY}" if args.soak_requests else ""
+        if storm or soak:
+            print(f"then, against the OpenVINO server: {' and '.join(filter(None, (storm, soak)))}")
 
 
 def settings_for(args: argparse.Namespace, runtime: str, model_cache: str) -> dict[str, object]:
@@ -119,6 +150,8 @@ def run_servers(args: argparse.Namespace, photos: Sequence[bytes]) -> dict[str, 
                 warmup=args.warmup,
                 honor_retry_after=not args.no_retry_after,
                 wait_idle=args.wait_idle,
+                storm_clients=args.storm_clients if runtime == "openvino" else 0,
+                soak_requests=args.soak_requests if runtime == "openvino" else 0,
             )
     return results
 
@@ -143,11 +176,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         amx=cpu["amx"],
         pss_mb=servers.get("openvino", {}).get("pss_mb"),
         ready_warm_s={runtime: server["start"]["warm"]["ready_s"] for runtime, server in servers.items()},
+        storm=servers.get("openvino", {}).get("storm"),
+        soak=servers.get("openvino", {}).get("soak"),
     )
     table = markdown(command, cpu_line(cpu, openvino.get("precision")), in_process, servers)
     noisy = noisy_phases(phases(in_process, servers))
     print("\n" + table)
-    print("reference for c=1: the in-process batch 1, decode to answer (median); rates use median iterations\n")
+    print("reference for c=1: the in-process batch 1, decode to answer (median); rates use median iterations")
+    if servers.get("openvino", {}).get("storm"):
+        print(STORM_METHOD)
+    if servers.get("openvino", {}).get("soak"):
+        print(MEMORY_NOTE)
+    print()
     print("\n".join(target_lines(targets)))
     if noisy:
         print(f"\nWARNING: other processes used CPU during: {', '.join(noisy)}; those numbers are noisy.")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import http.client
 import io
+import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -114,14 +115,17 @@ class LoadClient:
         self.photos = photos
         self.honor_retry_after = honor_retry_after
 
-    def _client(self, index: int, start_at: float, stop_at: float) -> list[Sample | str]:
-        """One client on one keep-alive connection; keeps what finished from `start_at` on; stops at `stop_at`."""
+    def _client(
+        self, index: int, start_at: float, stop_at: float, take: Callable[[], bool] = lambda: True
+    ) -> list[Sample | str]:
+        """One client on one keep-alive connection; keeps what finished from `start_at` on; stops at `stop_at`, or
+        when `take` (asked before each request) says no more requests are to be sent."""
         samples: list[Sample | str] = []
         connection = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S)
         headers = {"Content-Type": "image/jpeg"}
         n = index
         try:
-            while time.monotonic() < stop_at:
+            while time.monotonic() < stop_at and take():
                 photo = self.photos[n % len(self.photos)]
                 n += 1
                 started = time.perf_counter()
@@ -160,3 +164,30 @@ class LoadClient:
         for sample in (s for samples in results for s in samples):
             level.record(sample, stop_at)
         return {**level.summary(), **server}
+
+    def warm_up(self, concurrency: int, seconds: float) -> None:
+        """Load the server for `seconds` and keep nothing."""
+        stop_at = time.monotonic() + seconds
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="client") as pool:
+            for future in [pool.submit(self._client, i, stop_at, stop_at) for i in range(concurrency)]:
+                future.result()
+
+    def run_requests(self, concurrency: int, requests: int, time_limit_s: float) -> dict[str, Any]:
+        """Send exactly `requests` requests (every answer, 503 or error included, counts as one) from `concurrency`
+        clients, or fewer when `time_limit_s` runs out; the summary adds how many were sent."""
+        lock, sent = threading.Lock(), [0]
+
+        def take() -> bool:
+            with lock:
+                sent[0] += 1
+                return sent[0] <= requests
+
+        started = time.monotonic()
+        stop_at = started + time_limit_s
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="client") as pool:
+            futures = [pool.submit(self._client, i, started, stop_at, take) for i in range(concurrency)]
+            results = [f.result() for f in futures]
+        level = LevelResult(concurrency, time.monotonic() - started)
+        for sample in (s for samples in results for s in samples):
+            level.record(sample, stop_at)
+        return {**level.summary(), "requests": min(sent[0], requests)}

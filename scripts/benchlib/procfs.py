@@ -57,16 +57,31 @@ def busy_ticks() -> int:
     return sum(values) - values[3] - values[4]
 
 
-def pss_mb(pids: Sequence[int]) -> float:
-    """Proportional set size of these processes together, in MB (shared pages counted once overall)."""
+def _rollup_mb(pids: Sequence[int], key: str) -> float:
+    """One line of smaps_rollup (e.g. "Pss:"), summed over these processes, in MB; processes gone count 0."""
     total_kb = 0
     for pid in pids:
         try:
             text = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
             continue
-        total_kb += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
+        total_kb += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith(key))
     return round(total_kb / 1024.0, 1)
+
+
+def pss_mb(pids: Sequence[int]) -> float:
+    """Proportional set size of these processes together, in MB (shared pages counted once overall)."""
+    return _rollup_mb(pids, "Pss:")
+
+
+def rss_mb(pids: Sequence[int]) -> float:
+    """Resident set size of these processes, summed, in MB (shared pages counted once per process)."""
+    return _rollup_mb(pids, "Rss:")
+
+
+def anonymous_mb(pids: Sequence[int]) -> float:
+    """Resident anonymous memory (heap, arenas; where a leak grows) of these processes, summed, in MB."""
+    return _rollup_mb(pids, "Anonymous:")
 
 
 def loadavg() -> str:

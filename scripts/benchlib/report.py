@@ -51,11 +51,56 @@ def level_table(servers: Mapping[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def storm_table(servers: Mapping[str, dict[str, Any]]) -> str:
+    """One row per runtime whose retry storm ran: what its clients saw, and what one rejection cost the server."""
+    rows = [
+        "| runtime | clients (retry 503 at once) | accepted img/s | p50 ms | p95 ms | p99 ms | 503s "
+        "| rejection CPU-ms (event loop) | rejection CPU-ms (whole server) | other CPU cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for runtime, server in servers.items():
+        storm = server.get("storm")
+        if storm:
+            whole = (storm["rejection_cpu_ms_by_group"] or {}).get("total")
+            rows.append(
+                f"| {runtime} | {storm['concurrency']} | {storm['throughput_img_s']} | {_cell(storm['p50_ms'])} "
+                f"| {_cell(storm['p95_ms'])} | {_cell(storm['p99_ms'])} | {storm['shed']} "
+                f"| {_cell(storm['rejection_cpu_ms'])} | {_cell(whole)} | {storm['cpu']['other_cores']} |"
+            )
+    return "\n".join(rows)
+
+
+def soak_table(servers: Mapping[str, dict[str, Any]]) -> str:
+    """One row per runtime whose soak ran: requests, time, and the workers' memory before and after."""
+    rows = [
+        "| runtime | requests | concurrency | seconds | accepted | 503s | errors "
+        "| worker RSS MB before -> after | anonymous MB before -> after | PSS MB before -> after "
+        "| growth MB (RSS or anonymous) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for runtime, server in servers.items():
+        soak = server.get("soak")
+        if soak:
+            before, after = soak["memory_before"], soak["memory_after"]
+            rows.append(
+                f"| {runtime} | {soak['requests']} | {soak['concurrency']} | {soak['duration_s']} | {soak['ok']} "
+                f"| {soak['shed']} | {soak['errors']} | {before['rss_mb']} -> {after['rss_mb']} "
+                f"| {before['anonymous_mb']} -> {after['anonymous_mb']} | {before['pss_mb']} -> {after['pss_mb']} "
+                f"| {soak['growth']['mb']} |"
+            )
+    return "\n".join(rows)
+
+
 def markdown(
     command: str, cpu_line: str, in_process: Mapping[str, dict[str, Any]], servers: Mapping[str, dict[str, Any]]
 ) -> str:
     """Everything the README's Figures section needs, as the script printed it."""
-    return f"{cpu_line}\n\nCommand: `{command}`\n\n{runtime_table(in_process, servers)}\n\n{level_table(servers)}\n"
+    tables = [runtime_table(in_process, servers), level_table(servers)]
+    if any(server.get("storm") for server in servers.values()):
+        tables.append(storm_table(servers))
+    if any(server.get("soak") for server in servers.values()):
+        tables.append(soak_table(servers))
+    return f"{cpu_line}\n\nCommand: `{command}`\n\n" + "\n\n".join(tables) + "\n"
 
 
 def target_lines(targets: Sequence[dict[str, Any]]) -> list[str]:
@@ -78,4 +123,6 @@ def phases(in_process: Mapping[str, dict[str, Any]], servers: Mapping[str, dict[
     for runtime, server in servers.items():
         found |= {f"{runtime} {key} start": start["cpu"] for key, start in server["start"].items()}
         found |= {f"{runtime} c={lv['concurrency']}": lv["cpu"] for lv in server["levels"]}
+        if server.get("storm"):
+            found[f"{runtime} retry storm"] = server["storm"]["cpu"]
     return found

@@ -43,6 +43,7 @@ def stage_wall_ms(before: Mapping[str, float], after: Mapping[str, float]) -> di
 
     return {
         "images": delta("visionserve_images_total"),
+        "rejections": delta("visionserve_rejections_total"),  # every refusal the server counted (503s here)
         "mean_batch": per("visionserve_batch_size_sum", "visionserve_batch_size_count", 1.0),
         "preprocess_ms": per("visionserve_preprocess_seconds_sum", "visionserve_preprocess_seconds_count"),
         "queue_ms": per("visionserve_queue_wait_seconds_sum", "visionserve_queue_wait_seconds_count"),
@@ -71,8 +72,8 @@ class CpuSplit:
             self.workers - earlier.workers,
         )
 
-    def ms_per_image(self, images: float) -> dict[str, float | None]:
-        """CPU ms per image; `inference` is the workers' other threads: the inference thread and the runtime's."""
+    def ms(self) -> dict[str, float]:
+        """CPU ms by group; `inference` is the workers' other threads: the inference thread and the runtime's."""
         groups = {
             "total": self.master + self.workers,
             "decode": self.decode,
@@ -80,9 +81,11 @@ class CpuSplit:
             "event_loop": self.event_loop,
             "master": self.master,
         }
-        return {
-            name: round(ticks * 1000.0 / CLK_TCK / images, 2) if images > 0 else None for name, ticks in groups.items()
-        }
+        return {name: ticks * 1000.0 / CLK_TCK for name, ticks in groups.items()}
+
+    def ms_per_image(self, images: float) -> dict[str, float | None]:
+        """CPU ms per image, by group (as `ms`)."""
+        return {name: round(ms / images, 2) if images > 0 else None for name, ms in self.ms().items()}
 
 
 class ServerThreads:

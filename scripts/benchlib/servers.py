@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from .load import LoadClient
 from .procfs import CpuWindow, PeakPss, wait_for_idle
 from .server_stats import ServerThreads, scrape, stage_wall_ms
+from .soak import run_soak, soak_line
+from .storm import run_storm, storm_line
 
 if TYPE_CHECKING:
     from tests.harness.local_server import LocalServer
@@ -33,7 +35,12 @@ class LevelProbe:
         machine = self.window.close()
         cpu = self.threads.sample().minus(self.cpu0)
         stages = stage_wall_ms(self.metrics0, scrape(self.url))
-        return {"server_ms": stages, "cpu_ms_per_image": cpu.ms_per_image(stages["images"] or 0.0), "cpu": machine}
+        return {
+            "server_ms": stages,
+            "cpu_ms_per_image": cpu.ms_per_image(stages["images"] or 0.0),
+            "cpu_ms": {name: round(ms, 1) for name, ms in cpu.ms().items()},  # the whole window, by thread group
+            "cpu": machine,
+        }
 
 
 @contextmanager
@@ -69,8 +76,11 @@ def bench_server(
     warmup: float,
     honor_retry_after: bool,
     wait_idle: float,
+    storm_clients: int = 0,
+    soak_requests: int = 0,
 ) -> dict[str, Any]:
-    """Start, stop and start again (the second start finds a warm model cache), then run every load level."""
+    """Start, stop and start again (the second start finds a warm model cache), then run every load level, then
+    the retry storm and the soak where asked (0: not run)."""
     print(f"\n## server, runtime {runtime}: {json.dumps(settings)}", flush=True)
     wait_for_idle(wait_idle)
     with timed_server(settings) as (_, _, first):
@@ -90,6 +100,22 @@ def bench_server(
                 level = client.run(concurrency, duration, warmup, LevelProbe(server.url, threads))
             results.append({**level, "pss_mb": pss.peak_mb})
             print(level_line(results[-1]), flush=True)
+        storm = soak = None
+        if storm_clients:
+            wait_for_idle(wait_idle)
+            storm = run_storm(
+                LoadClient(server.url, photos, honor_retry_after=False),
+                storm_clients,
+                duration=duration,
+                warmup=warmup,
+                probe=LevelProbe(server.url, threads),
+                levels=results,
+            )
+            print(storm_line(storm), flush=True)
+        if soak_requests:
+            wait_for_idle(wait_idle)
+            soak = run_soak(client, threads.workers, soak_requests, warmup=warmup)
+            print(soak_line(soak), flush=True)
         decode_threads = threads.decode_threads()
     print(f"  decode threads (born after ready; expected: preprocess_threads per worker): {decode_threads}")
     return {
@@ -100,6 +126,8 @@ def bench_server(
         "levels": results,
         "pss_mb": max((level["pss_mb"] for level in results), default=None),
         "decode_threads": decode_threads,
+        "storm": storm,
+        "soak": soak,
     }
 
 

@@ -9,6 +9,8 @@ from typing import Any
 COMPARE = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
 PSS_LIMIT_MB = 900.0
 P99_LIMIT_MS = 1000.0
+STORM_P99_LIMIT_MS = 2000.0
+SOAK_GROWTH_LIMIT_MB = 50.0
 
 
 def target(name: str, numerator: float | None, denominator: float | None, *, op: str, limit: float, unit: str) -> dict:
@@ -40,8 +42,11 @@ def check_targets(
     amx: bool,
     pss_mb: float | None,
     ready_warm_s: Mapping[str, float],
+    storm: Mapping[str, Any] | None = None,
+    soak: Mapping[str, Any] | None = None,
 ) -> list[dict]:
-    """Every target of the issue; `levels` holds each runtime's load levels, the rest the run's references."""
+    """Every target of the issue; `levels` holds each runtime's load levels, `storm` and `soak` the OpenVINO
+    server's retry storm and soak (None where not run), the rest the run's references."""
     ov16 = level_value(levels, "openvino", 16, "throughput_img_s")
     ov64 = {key: level_value(levels, "openvino", 64, key) for key in ("throughput_img_s", "p99_ms")}
     torch16 = level_value(levels, "torch", 16, "throughput_img_s")
@@ -88,5 +93,29 @@ def check_targets(
             op="<=",
             limit=2.0,
             unit="s",
+        ),
+        target(
+            "retry storm (clients retry 503 at once): openvino accepted throughput / its throughput at c=16",
+            storm["throughput_img_s"] if storm else None,
+            ov16,
+            op=">=",
+            limit=0.8,
+            unit="img/s",
+        ),
+        target(
+            "retry storm: openvino accepted p99 / 2 s",
+            storm["p99_ms"] if storm else None,
+            STORM_P99_LIMIT_MS,
+            op="<",
+            limit=1.0,
+            unit="ms",
+        ),
+        target(
+            "soak: openvino worker memory growth (the larger of RSS and anonymous RSS) / 50 MB",
+            soak["growth"]["mb"] if soak else None,
+            SOAK_GROWTH_LIMIT_MB,
+            op="<",
+            limit=1.0,
+            unit="MB",
         ),
     ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,9 +13,22 @@ from scripts.benchlib.ceilings import duration_stats
 from scripts.benchlib.load import LevelResult, Sample
 from scripts.benchlib.machine import parse_cpuinfo
 from scripts.benchlib.procfs import CLK_TCK
-from scripts.benchlib.report import level_table, noisy_phases, runtime_table, target_lines
+from scripts.benchlib.report import (
+    level_table,
+    markdown,
+    noisy_phases,
+    phases,
+    runtime_table,
+    soak_table,
+    storm_table,
+    target_lines,
+)
 from scripts.benchlib.server_stats import CpuSplit, metric_totals, stage_wall_ms
+from scripts.benchlib.soak import memory_growth
+from scripts.benchlib.storm import reference_level, rejection_cpu_ms
 from scripts.benchlib.targets import check_targets, target
+
+BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
 
 EXPOSITION = """\
 # TYPE visionserve_images counter
@@ -35,11 +51,21 @@ visionserve_request_duration_seconds_count{{route="/v1/predict"}} {images}
 visionserve_request_duration_seconds_sum{{route="/v1/predict"}} {requests}
 visionserve_request_duration_seconds_count{{route="/v1/models"}} 1000
 visionserve_request_duration_seconds_sum{{route="/v1/models"}} 1000
+# TYPE visionserve_rejections counter
+visionserve_rejections_total{{reason="queue_full"}} {rejections}
+visionserve_rejections_total{{reason="not_ready"}} 1
 """
 
 
 def _exposition(
-    *, images: int, batches: int, preprocess: float, queue: float, inference: float, requests: float
+    *,
+    images: int,
+    batches: int,
+    preprocess: float,
+    queue: float,
+    inference: float,
+    requests: float,
+    rejections: int = 0,
 ) -> str:
     """An exposition as a server would answer it; the seconds are sums over every image (or batch, or request)."""
     return EXPOSITION.format_map(locals())
@@ -56,9 +82,12 @@ def test_metric_totals_keep_the_predict_route_and_drop_buckets() -> None:
 
 def test_stage_wall_ms_is_per_image_between_two_scrapes() -> None:
     before = metric_totals(EARLIER)
-    after = metric_totals(_exposition(images=26, batches=4, preprocess=0.078, queue=0.42, inference=1.2, requests=3.4))
+    after = metric_totals(
+        _exposition(images=26, batches=4, preprocess=0.078, queue=0.42, inference=1.2, requests=3.4, rejections=7)
+    )
     stages = stage_wall_ms(before, after)
     assert stages["images"] == 16
+    assert stages["rejections"] == 7  # every reason counts; the constant one cancels out
     assert stages["mean_batch"] == 8.0
     assert stages["preprocess_ms"] == 3.0
     assert stages["queue_ms"] == 20.0
@@ -78,6 +107,7 @@ def test_cpu_split_gives_inference_as_the_workers_other_threads() -> None:
     ms = later.minus(earlier).ms_per_image(10)
     assert ms == {"total": 1000.0, "decode": 200.0, "inference": 700.0, "event_loop": 100.0, "master": 0.0}
     assert later.minus(earlier).ms_per_image(0)["total"] is None
+    assert later.minus(earlier).ms() == {k: v * 10 for k, v in ms.items()}  # the window's CPU, not per image
 
 
 def test_target_results() -> None:
@@ -109,7 +139,8 @@ def test_the_speedup_over_torch_needs_4x_with_amx_and_1_5x_without(amx: bool, ex
     )
     by_name = {t["target"].split(" (")[0]: t["result"] for t in targets}
     assert by_name["c=16 openvino throughput / torch-runtime throughput"] == expected
-    assert [t["result"] for t in targets if "torch-runtime" not in t["target"]] == ["PASS", "MISS"] + ["PASS"] * 4
+    others = [t["result"] for t in targets if "torch-runtime" not in t["target"]]
+    assert others == ["PASS", "MISS", "PASS", "PASS", "PASS", "PASS", "SKIP", "SKIP", "SKIP"]  # no storm, no soak
 
 
 def test_targets_of_levels_not_run_are_skipped() -> None:
@@ -121,7 +152,7 @@ def test_targets_of_levels_not_run_are_skipped() -> None:
         pss_mb=None,
         ready_warm_s={"openvino": 6},
     )
-    assert [t["result"] for t in targets] == ["SKIP", "SKIP", "MISS", "SKIP", "SKIP", "SKIP", "SKIP"]
+    assert [t["result"] for t in targets] == ["SKIP", "SKIP", "MISS", "SKIP", "SKIP", "SKIP", "SKIP"] + ["SKIP"] * 3
     assert all(line.split()[0] in {"PASS", "MISS", "SKIP"} for line in target_lines(targets))
 
 
@@ -176,3 +207,150 @@ def test_the_tables_have_a_row_per_runtime_and_level() -> None:
 
 def test_noisy_phases_names_those_over_the_limit() -> None:
     assert noisy_phases({"a": {"other_cores": 0.5}, "b": {"other_cores": 0.1}}) == ["a (0.5 cores)"]
+
+
+def _window(images: float, rejections: float, a: dict[str, float], r: dict[str, float]) -> dict[str, Any]:
+    """A measured window whose CPU per group is exactly a x images + r x rejections."""
+    return {
+        "server_ms": {"images": images, "rejections": rejections},
+        "cpu_ms": {group: a[group] * images + r[group] * rejections for group in a},
+    }
+
+
+PER_IMAGE = {"total": 200.0, "decode": 4.0, "inference": 190.0, "event_loop": 6.0, "master": 0.0}
+PER_REJECTION = {"total": 0.8, "decode": 0.0, "inference": 0.0, "event_loop": 0.8, "master": 0.0}
+
+
+@pytest.mark.parametrize("reference_rejections", [0, 30])
+def test_rejection_cpu_ms_solves_both_windows_for_the_cost_of_one_rejection(reference_rejections: int) -> None:
+    reference = _window(150, reference_rejections, PER_IMAGE, PER_REJECTION)
+    storm = _window(120, 4000, PER_IMAGE, PER_REJECTION)
+    assert rejection_cpu_ms(reference, storm) == pytest.approx(PER_REJECTION, abs=1e-3)
+
+
+def test_rejection_cpu_ms_without_rejections_only_in_the_reference_is_the_storm_excess_per_rejection() -> None:
+    reference = {"server_ms": {"images": 100, "rejections": 0}, "cpu_ms": {"event_loop": 500.0}}
+    storm = {"server_ms": {"images": 80, "rejections": 1000}, "cpu_ms": {"event_loop": 1400.0}}
+    assert rejection_cpu_ms(reference, storm) == {"event_loop": 1.0}  # (1400 - 80 x 5) / 1000
+
+
+def test_rejection_cpu_ms_is_none_when_the_windows_cannot_tell_it_apart() -> None:
+    same = _window(100, 10, PER_IMAGE, PER_REJECTION)
+    assert set(rejection_cpu_ms(same, same).values()) == {None}  # the storm refused no more per image
+    no_images = _window(0, 0, PER_IMAGE, PER_REJECTION)
+    assert set(rejection_cpu_ms(no_images, same).values()) == {None}
+
+
+def test_the_storm_is_priced_against_the_c16_level_only() -> None:
+    assert reference_level([_level(1, 5), _level(64, 9)]) is None
+    assert reference_level([_level(1, 5), _level(16, 9)]) == _level(16, 9)
+
+
+def test_memory_growth_judges_the_workers_own_pages_not_pss() -> None:
+    before = {"rss_mb": 1000.0, "pss_mb": 700.0, "anonymous_mb": 400.0}
+    growth = memory_growth(before, {"rss_mb": 1010.0, "pss_mb": 810.0, "anonymous_mb": 430.0})
+    assert growth == {"rss_mb": 10.0, "pss_mb": 110.0, "anonymous_mb": 30.0, "mb": 30.0}
+    assert memory_growth(before, {"rss_mb": 990.0, "pss_mb": 690.0, "anonymous_mb": 395.0})["mb"] == -5.0
+
+
+def _storm(img_s: float, p99: float | None) -> dict[str, Any]:
+    return {
+        "concurrency": 64,
+        "throughput_img_s": img_s,
+        "p50_ms": 100.0,
+        "p95_ms": 200.0,
+        "p99_ms": p99,
+        "shed": 5000,
+        "rejection_cpu_ms": 0.55,
+        "rejection_cpu_ms_by_group": {"total": 0.64, "event_loop": 0.55},
+        "cpu": {"other_cores": 0.0},
+    }
+
+
+def _soak(growth_mb: float) -> dict[str, Any]:
+    memory = {"rss_mb": 1000.0, "pss_mb": 700.0, "anonymous_mb": 400.0}
+    return {
+        "requests": 5000,
+        "concurrency": 16,
+        "duration_s": 600.0,
+        "ok": 4900,
+        "shed": 100,
+        "errors": 0,
+        "memory_before": memory,
+        "memory_after": memory,
+        "growth": {"mb": growth_mb},
+    }
+
+
+@pytest.mark.parametrize(
+    ("storm", "soak", "expected"),
+    [
+        (_storm(170, 1990.0), _soak(49.9), ["PASS", "PASS", "PASS"]),
+        (_storm(150, 2000.0), _soak(50.0), ["MISS", "MISS", "MISS"]),  # 150 / 200 < 0.8; limits are exclusive
+        (_storm(0, None), _soak(-3.0), ["MISS", "SKIP", "PASS"]),  # nothing accepted: no p99 to judge
+    ],
+)
+def test_storm_and_soak_targets(storm: dict, soak: dict, expected: list[str]) -> None:
+    targets = check_targets(
+        levels={"openvino": [_level(16, 200)]},
+        ceiling_batch8_img_s=None,
+        reference_c1_ms=None,
+        amx=False,
+        pss_mb=None,
+        ready_warm_s={},
+        storm=storm,
+        soak=soak,
+    )
+    assert [t["result"] for t in targets[-3:]] == expected
+    names = [t["target"].split(":")[0] for t in targets[-3:]]
+    assert names == ["retry storm (clients retry 503 at once)", "retry storm", "soak"]
+
+
+def test_the_storm_without_a_c16_level_is_not_judged_on_throughput() -> None:
+    targets = check_targets(
+        levels={"openvino": [_level(1, 50)]},
+        ceiling_batch8_img_s=None,
+        reference_c1_ms=None,
+        amx=False,
+        pss_mb=None,
+        ready_warm_s={},
+        storm=_storm(170, 500.0),
+    )
+    assert [t["result"] for t in targets[-3:]] == ["SKIP", "PASS", "SKIP"]
+
+
+def test_the_report_has_storm_and_soak_tables_only_where_they_ran() -> None:
+    level = {
+        **_level(16, 200.0),
+        "p95_ms": 90.0,
+        "shed": 0,
+        "server_ms": {"mean_batch": 7.5},
+        "cpu_ms_per_image": dict.fromkeys(PER_IMAGE, 1.0),
+        "cpu": {"other_cores": 0.0},
+    }
+    bare = {"openvino": {"levels": [level], "start": {}, "pss_mb": None}}
+    full = {
+        "openvino": {**bare["openvino"], "storm": _storm(170, 900.0), "soak": _soak(12.5)},
+        "torch": bare["openvino"],
+    }
+    assert "retry 503 at once" not in markdown("cmd", "cpu", {}, bare)
+    assert "retry 503 at once" not in markdown("cmd", "cpu", {}, {"openvino": {**bare["openvino"], "storm": None}})
+    storm_rows = storm_table(full).splitlines()
+    assert len(storm_rows) == 3  # the header, its rule, openvino only
+    assert storm_rows[2] == "| openvino | 64 | 170 | 100.0 | 200.0 | 900.0 | 5000 | 0.55 | 0.64 | 0.0 |"
+    soak_rows = soak_table(full).splitlines()
+    assert len(soak_rows) == 3
+    assert soak_rows[2].startswith("| openvino | 5000 | 16 | 600.0 | 4900 | 100 | 0 | 1000.0 -> 1000.0 |")
+    assert soak_rows[2].endswith("| 12.5 |")
+    report = markdown("cmd", "cpu", {}, full)
+    assert storm_table(full) in report and soak_table(full) in report
+    assert "openvino retry storm" in phases({}, full)
+
+
+@pytest.mark.parametrize("option", ["--soak-requests=100001", "--soak-requests=-1", "--storm-clients=513"])
+def test_the_soak_and_storm_options_are_bounded(option: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH), option], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert "out of range" in done.stderr
