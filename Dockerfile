@@ -1,22 +1,33 @@
 # syntax=docker/dockerfile:1
 # visionserve image: a builder makes the venv, the final stage gets only the venv, the app and the weights.
-#   docker build -t visionserve .                                         # CPU, weights baked in
-#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 -t visionserve:gpu .  # GPU
+#   docker build -t visionserve .                                         # weights baked in; CPU and GPU nodes
 #   docker build --build-arg FETCH_WEIGHTS=false -t visionserve:test .    # test builds: no weights, no network
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+# Every Python package comes from a hash-locked file (`make lock` writes them): requirements/image.lock resolves
+# on PyPI, whose torch is the CUDA build (it runs on CPU too). A CPU-only image, without the CUDA libraries, uses
+# the lock resolved on PyTorch's CPU index (`make lock TORCH=cpu`, where that index can be reached):
+#   docker build --build-arg LOCK=requirements/image-cpu.lock \
+#     --build-arg PIP_INDEX_URL=https://download.pytorch.org/whl/cpu --build-arg PIP_EXTRA_INDEX_URL=https://pypi.org/simple .
+# The base image is pinned by digest (renovate.json keeps it current); local builds override BASE_IMAGE.
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 FROM ${BASE_IMAGE} AS builder
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# Which index serves the locked files does not matter to what is installed: each file must match a hash in LOCK
+# (a mirror of PyPI, like the local index the image test mounts, serves the very same files).
+ARG LOCK=requirements/image.lock
+ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG PIP_EXTRA_INDEX_URL=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /build
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# torch first, from the configured index (CPU wheels by default, a CUDA index for GPU images)
-RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.14.1 torchvision==0.29.1
+COPY requirements/ ./requirements/
+# exactly the locked files, no dependency resolution: a file whose hash is not in the lock fails the build
+RUN pip install --require-hashes --no-deps --requirement "${LOCK}"
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install .
+# the project alone, built with the locked setuptools (no isolated build fetching unlocked tools); then every
+# installed package's requirements must be met by what the lock installed
+RUN pip install --no-deps --no-build-isolation . && pip check
 
 FROM builder AS weights
 ARG FETCH_WEIGHTS=true

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-random test test-unit lint format bench train-cifar-head manifests monitor clean
+.PHONY: help install run run-random test test-unit lint format bench train-cifar-head manifests lock monitor clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ manifests: $(STAMP) ## Regenerate what is derived: chart files/ and schema, kube
 	$(PY) scripts/chart_schema.py
 	$(PY) scripts/render_manifests.py
 	$(PY) scripts/values_table.py
+
+lock: $(STAMP) ## Regenerate the image's hash locks in requirements/ from pyproject.toml (TORCH=cpu: also the CPU-index lock)
+	$(PY) scripts/lock_requirements.py $(if $(TORCH),--torch pypi --torch $(TORCH))
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info .bench

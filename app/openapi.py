@@ -69,9 +69,10 @@ def _predict(settings: Settings, refs: dict[str, dict]) -> dict:
             {
                 "name": TIMEOUT_HEADER,
                 "in": "header",
-                "schema": {"type": "integer", "minimum": 1, "maximum": round(settings.request_timeout_s * 1000)},
-                "description": "The request's deadline in milliseconds (at most request_timeout_s): images not run "
-                "by then are dropped and the answer is 504.",
+                "schema": {"type": "integer", "minimum": 1},
+                "description": "The request's deadline in milliseconds (capped at request_timeout_s, "
+                f"{round(settings.request_timeout_s * 1000)} ms here): images not run by then are dropped and the "
+                "answer is 504.",
             },
         ],
         "requestBody": {

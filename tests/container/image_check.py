@@ -4,8 +4,9 @@
     python -m tests.container.image_check --no-build   # reuse localhost/visionserve:test
 
 Where no registry can be pulled from, the base image is made locally with debootstrap (as --base-image names
-it) and torch comes from the local package index when one is mounted (--index-dir). Prints the image size,
-the build time, the smoke test's report and the exit after SIGTERM; exits non-zero on any failure.
+it), and the locked wheels come from the local package index when one is mounted (--index-dir), else from PyPI.
+Prints the image size, the build time, the smoke test's report and the exit after SIGTERM; exits non-zero on
+any failure.
 """
 
 from __future__ import annotations
@@ -101,11 +102,13 @@ def build(podman: Podman, base_image: str, index_dir: Path | None) -> float:
         IMAGE,
     ]
     if index_dir is not None:
+        # a local mirror of PyPI's files (torch and the CUDA wheels) first, PyPI for the rest: the lock's hashes
+        # decide what is installed, so the mirror can only save downloads, never change the image
         args += [
             "-v",
             f"{index_dir}:/mnt/index:ro",
             "--build-arg",
-            "TORCH_INDEX_URL=file:///mnt/index/simple",
+            "PIP_INDEX_URL=file:///mnt/index/simple",
             "--build-arg",
             "PIP_EXTRA_INDEX_URL=https://pypi.org/simple",
         ]
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "--index-dir",
         type=Path,
         default=Path("/opt/pypi-more"),
-        help="local package index holding torch (mounted into the build when it exists)",
+        help="local mirror of PyPI holding torch (mounted into the build when it exists)",
     )
     parser.add_argument("--grace", type=float, default=30.0, help="seconds the container gets after SIGTERM")
     args = parser.parse_args(argv)

@@ -1,0 +1,101 @@
+"""Write the image's hash-locked requirements from pyproject.toml with `uv pip compile --generate-hashes`.
+
+    python scripts/lock_requirements.py              # requirements/build.in, then requirements/image.lock (PyPI)
+    python scripts/lock_requirements.py --torch cpu  # also requirements/image-cpu.lock (PyTorch's CPU index)
+
+The Dockerfile installs a lock with `pip install --require-hashes --no-deps`: every file pip installs must have
+one of the lock's sha256 hashes, whichever index served it, and nothing outside the lock is pulled in. The project
+itself is then installed with --no-deps --no-build-isolation (its build backend, setuptools, is locked too:
+requirements/build.in is written here from pyproject's [build-system] requires).
+
+torch and torchvision are the special case: the same version is published as different files by different
+indexes, so a lock is per index, never mixed:
+- requirements/image.lock (the default) resolves everything on PyPI. PyPI's torch 2.14.1 for Linux x86_64 is the
+  CUDA 13 build: it runs on CPU nodes and GPU nodes alike, and pulls the nvidia-* and triton wheels (about 4 GB in
+  the image). Local image builds use a mirror of PyPI on this machine (tests/container/image_check.py mounts it);
+  the mirror serves PyPI's very files, and the hashes prove it at every build.
+- requirements/image-cpu.lock resolves torch and torchvision on https://download.pytorch.org/whl/cpu (the
+  `2.14.1+cpu` files, no CUDA libraries) and the rest on PyPI. That index cannot be reached from this project's
+  own machines, so this lock is written only where it can be (`make lock TORCH=cpu`), then used with
+  `--build-arg LOCK=requirements/image-cpu.lock --build-arg PIP_INDEX_URL=https://download.pytorch.org/whl/cpu
+  --build-arg PIP_EXTRA_INDEX_URL=https://pypi.org/simple`. No hash of that index is written by hand.
+
+Both locks are resolved for the image: CPython 3.11 on Linux x86_64 (manylinux_2_28; the base image is Debian
+bookworm). `uv` records its exact command in each lock's header, run from the repository root, so an update bot
+(renovate.json) can rerun it; tests/supply/test_locks.py fails when pyproject.toml and the locks disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "requirements"
+BUILD_IN = REQUIREMENTS / "build.in"
+PYPI = "https://pypi.org/simple"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+TARGET = ["--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"]
+# lock file -> the index options that resolve it (torch's own index first where it has one)
+LOCKS = {
+    "pypi": ("requirements/image.lock", ["--index-url", PYPI]),
+    "cpu": (
+        "requirements/image-cpu.lock",
+        ["--index-url", TORCH_CPU_INDEX, "--extra-index-url", PYPI, "--index-strategy", "unsafe-best-match"],
+    ),
+}
+
+
+def build_requirements(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """requirements/build.in: the build backend pyproject.toml names, so the image builds the project offline."""
+    requires = tomllib.loads(pyproject.read_text())["build-system"]["requires"]
+    header = "# Written by scripts/lock_requirements.py from pyproject.toml [build-system] requires: do not edit.\n"
+    return header + "".join(f"{requirement}\n" for requirement in requires)
+
+
+def compile_command(uv: str, torch: str) -> list[str]:
+    """The uv command for one lock, with paths relative to the repository root (uv writes it into the header)."""
+    output, index = LOCKS[torch]
+    sources = ["pyproject.toml", str(BUILD_IN.relative_to(ROOT))]
+    return [uv, "pip", "compile", *sources, "--generate-hashes", *TARGET, *index, "--output-file", output]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--torch",
+        choices=sorted(LOCKS),
+        action="append",
+        help="which torch index to lock (repeatable; default: pypi)",
+    )
+    parser.add_argument("--upgrade", action="store_true", help="move every pin to the newest allowed version")
+    args = parser.parse_args(argv)
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if uv is None:
+        print("uv is not installed: pip install uv (it is in the test extra)", file=sys.stderr)
+        return 2
+    REQUIREMENTS.mkdir(exist_ok=True)
+    BUILD_IN.write_text(build_requirements())
+    for torch in args.torch or ["pypi"]:
+        command = compile_command(uv, torch) + (["--upgrade"] if args.upgrade else [])
+        print("$ uv", " ".join(command[1:]), flush=True)
+        # no user or project uv configuration may change what is locked
+        done = subprocess.run(command, cwd=ROOT, check=False, env=_uv_environment())
+        if done.returncode != 0:
+            return done.returncode
+    return 0
+
+
+def _uv_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env["UV_NO_CONFIG"] = "1"
+    return env
+
+
+if __name__ == "__main__":
+    sys.exit(main())
