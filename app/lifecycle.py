@@ -164,6 +164,7 @@ class Worker:
     def pod_status(self) -> tuple[str, str]:
         """(status, detail) for /readyz: ready only when this worker and every sibling are."""
         status = self.status
+        self._show(status)  # siblings learn of a change now, not at the next watchdog tick
         if status != "ready":
             return status, self.problem()
         others = worker_states.others_not_ready(self.settings.workers)
