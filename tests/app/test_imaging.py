@@ -3,23 +3,29 @@
 Fidelity: for every mode, size and orientation, the pixels equal torchvision's Resize(256) + CenterCrop(224) of
 the picture as shown (upright, 8-bit RGB, transparency on white, computed here the plain full-size way) within
 one grey level (rounding), on average within a quarter of one. Memory: a picture costs its decoder's output and a
-few MB more, whatever its size, mode or orientation.
+few MB more, whatever its size, mode or orientation (measured in a fresh process).
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from app.errors import ApiError
 from app.imaging import INPUT_SIZE, open_image, preprocess, to_pixels
 from app.models.network import Normalise
-from tests.helpers import PICTURES, animated, encode, photo, sixteen_bit_gray
+from tests.helpers import PICTURES, ROOT, animated, encode, photo, sixteen_bit_gray
 
 MAX_PIXELS = 40_000_000
 
@@ -220,3 +226,76 @@ def test_a_long_thin_strip_costs_no_more_than_a_photo() -> None:
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert pixels.shape == (INPUT_SIZE, INPUT_SIZE, 3)
     assert grown_kb < 200 * 1024  # resize-then-crop would allocate 256 x 5,120,000 x 3 bytes (3.9 GB)
+
+
+# Measured in a grandchild: Linux hands a process's high-water mark (ru_maxrss) on to the program it starts, so a
+# child of this big test process would begin with our peak and hide its own; the launcher between them is small.
+_LAUNCH = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:], check=False).returncode)"
+_MEASURE = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    from app.imaging import preprocess
+
+    def resident_kib():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize() // 1024
+
+    warm_up, picture = (open(path, "rb").read() for path in sys.argv[1:3])
+    preprocess(warm_up, 10**9)  # first-use costs (plugins, code paths) are not the picture's
+    resident = resident_kib()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    pixels = preprocess(picture, 10**9)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sides = {"left": pixels[:, :60].tolist(), "right": pixels[:, -60:].tolist()}
+    print(json.dumps({"resident": resident, "before": before, "after": after, "seconds": seconds, **sides}))
+    """
+)
+HUGE = (6000, 6000)
+STORED_BYTES = {"I;16": 2, "P": 1}  # bytes per pixel in Pillow's memory; every multi-band mode takes 4
+ALLOWANCE_MIB = 24  # strips (256k pixels, a few copies of up to 8 bytes: ~10 MiB), 224 x 6000 x 4 bytes, malloc
+
+
+def _huge(kind: str) -> Image.Image:
+    """6000x6000 and small on the wire: left half one colour, right half another (transparent for alpha kinds)."""
+    if kind == "16-bit-png":
+        values = np.zeros(HUGE[::-1], np.uint16)
+        values[:, HUGE[0] // 2 :] = 60000
+        return Image.fromarray(values)
+    if kind == "rgba-png":
+        image = Image.new("RGBA", HUGE, (200, 30, 30, 255))
+    else:
+        image = Image.new("P", HUGE, 1)
+        image.putpalette([0, 0, 0, 30, 200, 30])
+    ImageDraw.Draw(image).rectangle((HUGE[0] // 2, 0, HUGE[0], HUGE[1]), fill=0)
+    return image
+
+
+HUGE_KINDS = {  # kind: (format, save options, the left and right colours shown)
+    "16-bit-png": ("PNG", {}, (0, 0, 0), (233, 233, 233)),  # 60000 * 255 // 65535
+    "rgba-png": ("PNG", {}, (200, 30, 30), (255, 255, 255)),
+    "palette-transparent-png": ("PNG", {"transparency": 0}, (30, 200, 30), (255, 255, 255)),
+    "palette-transparent-gif": ("GIF", {"transparency": 0}, (30, 200, 30), (255, 255, 255)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(HUGE_KINDS))
+def test_a_huge_picture_costs_its_decoders_output_and_a_few_mb(kind: str, tmp_path: Path) -> None:
+    fmt, options, left, right = HUGE_KINDS[kind]
+    huge = _huge(kind)
+    decoded_mib = HUGE[0] * HUGE[1] * STORED_BYTES.get(huge.mode, 4) / 2**20
+    (tmp_path / "huge").write_bytes(encode(huge, fmt, **options))
+    (tmp_path / "small").write_bytes(encode(huge.resize((64, 64)), fmt, **options))
+    del huge
+    command = [sys.executable, "-c", _LAUNCH, sys.executable, "-c", _MEASURE, tmp_path / "small", tmp_path / "huge"]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=environment)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)
+    assert measured["before"] - measured["resident"] < 16 * 1024  # the high-water mark is this process's own
+    grown_mib = (measured["after"] - measured["before"]) / 1024
+    print(f"{kind}: {grown_mib:.1f} MiB for a {decoded_mib:.1f} MiB decoder output, {measured['seconds']:.2f} s")
+    assert grown_mib < decoded_mib + ALLOWANCE_MIB, f"{grown_mib:.0f} MiB for a {decoded_mib:.0f} MiB decoder output"
+    assert np.all(np.array(measured["left"]) == left) and np.all(np.array(measured["right"]) == right)
