@@ -135,31 +135,26 @@ class Worker:
     def status(self) -> str:
         """loading, ready, draining, stalled (a forward pass over the watchdog limit) or failed (the batcher died,
         or batches keep failing): the last two fail liveness too, so Kubernetes restarts the worker."""
-        if self.draining:
-            return "draining"
-        if self.pipeline is not None:
-            batcher = self.pipeline.batcher
-            if not batcher.alive or batcher.failed_in_a_row >= self.settings.watchdog_failed_batches:
-                return "failed"
-            started = batcher.running_since
-            if started is not None and time.monotonic() - started > self.settings.watchdog_forward_s:
-                return "stalled"
-        return "ready" if self.ready else "loading"
+        return self._health()[0]
 
     def problem(self) -> str:
         """In words, why this worker is stalled or failed (empty when it is neither)."""
-        if self.pipeline is None:
-            return ""
-        batcher = self.pipeline.batcher
-        if not batcher.alive:
-            return "the batcher stopped"
-        if batcher.failed_in_a_row >= self.settings.watchdog_failed_batches:
-            return f"{batcher.failed_in_a_row} batches in a row failed"
-        if batcher.running_since is not None:
-            running = time.monotonic() - batcher.running_since
-            if running > self.settings.watchdog_forward_s:
-                return f"a forward pass has run {running:.0f} s (limit {self.settings.watchdog_forward_s:g} s)"
-        return ""
+        return self._health()[1]
+
+    def _health(self) -> tuple[str, str]:
+        if self.draining:
+            return "draining", ""
+        if self.pipeline is not None:
+            batcher, limits = self.pipeline.batcher, self.settings
+            if not batcher.alive:
+                return "failed", "the batcher stopped"
+            if batcher.failed_in_a_row >= limits.watchdog_failed_batches:
+                return "failed", f"{batcher.failed_in_a_row} batches in a row failed"
+            started = batcher.running_since
+            running = 0.0 if started is None else time.monotonic() - started
+            if running > limits.watchdog_forward_s:
+                return "stalled", f"a forward pass has run {running:.0f} s (limit {limits.watchdog_forward_s:g} s)"
+        return ("ready" if self.ready else "loading"), ""
 
     def pod_status(self) -> tuple[str, str]:
         """(status, detail) for /readyz: ready only when this worker and every sibling are."""
