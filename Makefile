@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-random test test-unit lint format bench train-cifar-head manifests lock monitor clean
+.PHONY: help install run run-random test test-unit lint format bench attacks train-cifar-head manifests lock monitor clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 
 bench: $(STAMP) ## Benchmark: OpenVINO and torch servers vs in-process ceilings (BENCH_ARGS="--strict ...")
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+attacks: $(STAMP) ## Attack a real server as hostile clients would; print each attack's status and time
+	$(PY) scripts/attack_table.py $(ATTACK_ARGS)
 
 train-cifar-head: $(STAMP) ## Train the CIFAR-10 head on frozen features (downloads CIFAR-10 when online)
 	$(PY) scripts/train_cifar_head.py --data-dir data/cifar10 --output weights/cifar10_head.pt

@@ -8,6 +8,9 @@ One timer per connection watches the phase h11 says it is in:
   is not reading), and the partial body is freed;
 - busy, the request is complete: no timer, the app is answering.
 
+After a 503 for a full queue, the connection is not read for the pause the pipeline chose (about the queue's
+drain time, at most Retry-After): a client retrying at once waits, unread, for room; a polite one never notices.
+
 A connection opened while the worker holds `max_connections` gets 503 for its request, except probes and scrapes
 (answered, then closed: a flood must neither get a live pod restarted nor hide it from Prometheus); a request line +
 headers over `max_header_bytes` gets 431. Refusals are the catalogue's JSON, counted, and close the connection.
@@ -89,8 +92,26 @@ class GuardedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         self.answered = True
+        pause_s = self.refusal_pause_s()
+        if pause_s > 0:  # the next request waits, unread, in the socket: it costs the worker nothing meanwhile
+            self.flow.pause_reading()
+            self.loop.call_later(pause_s, self.end_pause)
+            return
         super().on_response_complete()
         self.watch()
+
+    def refusal_pause_s(self) -> float:
+        """The pause the app asked for with a 503 (queue full) on a connection that stays open, else 0."""
+        cycle = self.cycle
+        if cycle is None or not cycle.keep_alive or self.transport.is_closing():
+            return 0.0
+        return float(cycle.scope.get("state", {}).get("pause_s", 0.0))
+
+    def end_pause(self) -> None:
+        """Read the connection again, and whatever the client sent meanwhile."""
+        if not self.transport.is_closing():
+            super().on_response_complete()
+            self.watch()
 
     # The one timer
     def current_phase(self) -> Phase:

@@ -95,13 +95,20 @@ class ApiError(Exception):
     """A refusal answered as JSON: the problem, what was wrong, and what is accepted."""
 
     def __init__(
-        self, problem: Problem, message: str, accepted: object = None, *, headers: dict[str, str] | None = None
+        self,
+        problem: Problem,
+        message: str,
+        accepted: object = None,
+        *,
+        headers: dict[str, str] | None = None,
+        pause_s: float = 0.0,
     ) -> None:
         super().__init__(message)
         self.problem = problem
         self.message = message
         self.accepted = accepted
         self.headers = headers or {}
+        self.pause_s = pause_s  # the connection is not read again for this long (app/connections.py)
 
     @property
     def status(self) -> int:

@@ -160,7 +160,8 @@ class Pipeline:
     def _unavailable(self, exc: QueueFullError) -> ApiError:
         if not isinstance(exc, ShuttingDownError):
             retry = self.retry_headers(exc.drain_s)
-            return ApiError(Problems.QUEUE_FULL, f"the server is at capacity: {exc}; retry later", headers=retry)
+            message = f"the server is at capacity: {exc}; retry later"
+            return ApiError(Problems.QUEUE_FULL, message, headers=retry, pause_s=self.retry_pause_s(exc.drain_s, retry))
         retry = self.retry_headers()
         if self._draining():
             return ApiError(Problems.DRAINING, f"this worker is shutting down ({exc}); retry", headers=retry)
@@ -173,6 +174,16 @@ class Pipeline:
         if seconds == least and random.random() < 0.5:
             seconds += 1  # a short queue still spreads its returns over two seconds
         return {"Retry-After": str(seconds)}
+
+    def retry_pause_s(self, drain_s: float, retry: dict[str, str]) -> float:
+        """How long the refused connection is not read again: about until the queue has room (x1 to x1.5, spread),
+        at least a batch's time, never past Retry-After nor retry_pause_max_s. A client that honours Retry-After
+        never notices; one that retries at once waits for room instead of costing a refusal each round trip."""
+        ceiling = min(self.settings.retry_pause_max_s, float(retry["Retry-After"]))
+        if ceiling <= 0:
+            return 0.0
+        least = self.settings.max_batch_ms / 1000.0
+        return min(ceiling, max(least, drain_s) * random.uniform(1.0, 1.5))
 
     async def _decode_all(self, request: ClassifyRequest) -> tuple[list[Sample], list[float]]:
         loop = asyncio.get_running_loop()

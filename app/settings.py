@@ -94,6 +94,14 @@ class Settings:
     retry_after_s: int = _setting(
         1, "Least Retry-After seconds sent with 503 (more when the queue is long).", low=1, high=3600
     )
+    retry_pause_max_s: float = _setting(
+        2.0,
+        "A connection refused with 503 (queue full) is not read again for about the queue's drain time, at most this"
+        " long: a client that retries at once waits for room instead of spinning (0 = off, for a proxy in front that"
+        " shares connections between clients).",
+        low=0,
+        high=60,
+    )
     request_timeout_s: float = _setting(
         30.0, "Deadline of a request, and the cap on X-Request-Timeout-Ms; 504 when it passes.", low=0.001, high=3600
     )

@@ -40,6 +40,8 @@ def refuse(
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if exc.pause_s > 0:
+        request.state.pause_s = exc.pause_s  # read by the connection (app/connections.py) when the answer is sent
     return refuse(request, exc.problem, exc.message, exc.accepted, headers=exc.headers)
 
 

@@ -29,6 +29,9 @@ SLOW = {
     "max_queue": 2,
     "max_images": 1,
     "max_queue_ms": 0,  # count only: the pace the fault fakes must not decide these tests
+    "max_batch_ms": 5000,  # a refused connection pauses at least this long, capped by the next two: 3 s
+    "retry_after_s": 3,
+    "retry_pause_max_s": 3,
 }
 
 POST_HEAD = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
@@ -112,6 +115,38 @@ def test_a_full_queue_refuses_before_reading_the_body(slow_server: LocalServer, 
     assert sock.recv(65536).startswith(b"HTTP/1.1 200")
     sock.close()
     assert total(slow_server.url, "visionserve_preprocess_seconds_count") == decoded  # nothing was decoded
+    for thread in threads:
+        thread.join(60)
+
+
+def _queue_full_refusals(url: str) -> float:
+    return total(url, "visionserve_rejections_total", reason="queue_full")
+
+
+def test_a_client_that_retries_at_once_is_not_read_until_room_is_likely(
+    slow_server: LocalServer, jpeg_bytes: bytes
+) -> None:
+    threads = _fill(slow_server, jpeg_bytes)
+    small = b"not even an image"
+    request = POST_HEAD % len(small) + small
+    before = _queue_full_refusals(slow_server.url)
+    answer, impatient = _raw_exchange(slow_server.port, request)
+    assert answer.startswith(b"HTTP/1.1 503") and b"connection: close" not in answer.lower()
+    impatient.sendall(request)  # at once, ignoring Retry-After, on the same connection
+    # Another client is answered at once: the pause is the impatient connection's alone.
+    answer, other = _raw_exchange(slow_server.port, request)
+    assert answer.startswith(b"HTTP/1.1 503")
+    other.close()
+    # The retry waits unread in its socket: not answered, not even counted.
+    assert _queue_full_refusals(slow_server.url) == before + 2
+    impatient.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        impatient.recv(1024)
+    # After the pause it is read and answered like any request: refused again, or (a batch has finished meanwhile)
+    # admitted, and then 415 since these bytes are no image.
+    impatient.settimeout(30)
+    assert impatient.recv(65536).split(b" ")[1] in (b"503", b"415")
+    impatient.close()
     for thread in threads:
         thread.join(60)
 
