@@ -16,14 +16,14 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import requests
 from PIL import Image
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from tests.conftest import RANDOM_SETTINGS
 from tests.harness.local_server import LocalServer
@@ -62,11 +62,17 @@ class Watched:
         assert (problems, violations) == ([], [])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def chromium() -> str:
+    """Debian's chromium, looked for before any server starts (autouse: first among this module's fixtures)."""
+    return require_tool("chromium")
+
+
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = require_tool("chromium")
+def browser(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        # the sandbox refuses to run as root (CI runs the suite as root); Playwright's own browsers are not used
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             yield launched
         finally:
@@ -74,10 +80,12 @@ def browser() -> Iterator[Browser]:
 
 
 @contextlib.contextmanager
-def _open(browser: Browser, url: str) -> Iterator[Watched]:
-    """A fresh context (no storage shared with other tests) and its page at /, watched."""
+def _open(browser: Browser, url: str, routes: Mapping[str, Callable[[Route], None]] | None = None) -> Iterator[Watched]:
+    """A fresh context (no storage shared with other tests) and its page at /, watched; `routes` answer some URLs."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
+    for pattern, handler in (routes or {}).items():
+        page.route(pattern, handler)
     watched = Watched(page)
     page.on("console", watched.on_console)
     page.on("pageerror", lambda error: watched.problems.append(f"uncaught: {error}"))
@@ -213,6 +221,30 @@ def test_refusals_show_the_servers_json_message(opened: Watched) -> None:
     expect(error).to_contain_text("retry after 3 s")
     expect(error).to_contain_text("Request id: r-503")
     opened.assert_clean(415, 503)
+
+
+def _without_cifar10(route: Route) -> None:
+    """The server's own /v1/models, as a server with `cifar_head: none` answers it (app/frontends/rest_v1.py)."""
+    answer = route.fetch().json()
+    weights = {"kind": "none", "source": "not configured: the cifar10 head is unavailable", "sha256": None}
+    answer["heads"]["cifar10"] = {"available": False, "classes": 10, "labels": [], "weights": weights}
+    route.fulfill(json=answer)
+
+
+def test_without_the_cifar10_head_the_page_offers_imagenet_only(
+    browser: Browser, server: LocalServer, jpeg_bytes: bytes
+) -> None:
+    with _open(browser, server.url, {"**/v1/models": _without_cifar10}) as watched:
+        page = watched.page
+        cifar10 = page.get_by_label("CIFAR-10")
+        expect(cifar10).to_be_disabled()
+        expect(cifar10).not_to_be_checked()
+        expect(page.locator("#cifar10-note")).to_have_text("not loaded on this server")
+        expect(page.locator("#weights")).to_contain_text("not loaded on this server")
+        _upload(page, "chelsea.jpg", jpeg_bytes)
+        expect(page.locator('.head[data-head="imagenet"] .bar')).to_have_count(5)
+        expect(page.locator(".head")).to_have_count(1)
+        watched.assert_clean()
 
 
 @pytest.fixture(scope="module")
