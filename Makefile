@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-random test test-unit lint format bench attacks train-cifar-head manifests lock monitor clean
+.PHONY: help install run run-random test test-unit lint format bench attacks train-cifar-head manifests lock monitor screenshot clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ manifests: $(STAMP) ## Regenerate what is derived: chart files/ and schema, kube
 
 lock: $(STAMP) ## Regenerate the image's hash locks in requirements/ from pyproject.toml (TORCH=cpu: also the CPU-index lock)
 	$(PY) scripts/lock_requirements.py $(if $(TORCH),--torch pypi --torch $(TORCH))
+
+screenshot: $(STAMP) ## Retake docs/page.png: the page at / in headless Chromium, random weights (the README shows it)
+	VISIONSERVE_UPDATE_SCREENSHOT=1 $(PY) -m pytest tests/server/test_page_browser.py -k top_label
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info .bench

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from app.frontends import operations, rest_v1
+from app.frontends import operations, page, rest_v1
 from app.frontends.access_log import AccessLogMiddleware
 from app.frontends.auth import access_middleware
 from app.frontends.errors import EXCEPTION_HANDLERS
@@ -28,6 +28,7 @@ ROUTES = [
     Route("/readyz", operations.readyz, methods=["GET"]),
     Route("/metrics", operations.metrics, methods=["GET"]),
     Route("/openapi.json", operations.openapi, methods=["GET"]),
+    *page.ROUTES,  # the page at / and its files: no API key needed to load it
 ]
 
 

@@ -9,6 +9,7 @@ import msgspec
 from app import __version__
 from app.answers import ErrorAnswer, JsonPredictRequest, ModelsAnswer, PredictAnswer, Status
 from app.errors import problems_with_status
+from app.frontends import page
 from app.frontends.auth import EXEMPT_PATHS
 from app.frontends.ports import METRICS_PATH
 from app.imaging import ACCEPTED_CONTENT_TYPES
@@ -95,7 +96,7 @@ def _get(summary: str, responses: dict) -> dict:
 
 
 def _secure(paths: dict, settings: Settings, error_schema: dict) -> dict:
-    """Every operation but the probes (and /metrics on its own port) answers 401 without an accepted key."""
+    """Every operation but the probes and the page (and /metrics on its own port) answers 401 without a key."""
     for path, item in paths.items():
         for operation in item.values():
             if path in EXEMPT_PATHS or (path == METRICS_PATH and settings.metrics_port):
@@ -127,6 +128,7 @@ def openapi_document(settings: Settings) -> dict:
         ),
         METRICS_PATH: _get(metrics, {"200": text, **metrics_elsewhere}),
         "/openapi.json": _get("This document.", {"200": _json("OpenAPI 3.1.", {"type": "object"})}),
+        **page.openapi_paths(),
     }
     document: dict = {
         "openapi": "3.1.0",

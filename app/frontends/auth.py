@@ -1,4 +1,5 @@
-"""API keys: every route but the probes (and the metrics port) needs `Authorization: Bearer <key>` or `X-API-Key`."""
+"""API keys: every route but the probes and the page (and the metrics port) needs `Authorization: Bearer <key>`
+or `X-API-Key`."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api_keys import ApiKeys
 from app.errors import Problems
 from app.frontends.errors import refuse
+from app.frontends.page import PAGE_PATHS
 from app.frontends.ports import MetricsPortMiddleware, on_metrics_port
 from app.settings import Settings
 
 log = logging.getLogger("visionserve")
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})  # the kubelet's probes carry no key
+# The kubelet's probes carry no key; the page and its files must load without one, so that a user can enter one
+# (the API calls it makes still need it).
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", *PAGE_PATHS})
 ACCEPTED = ["Authorization: Bearer <key>", "X-API-Key: <key>"]
 CLIENT_KEY_VARIABLE = "VISIONSERVE_API_KEY"
 

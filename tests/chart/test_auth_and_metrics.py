@@ -175,6 +175,7 @@ def test_notes_say_when_keys_are_required_and_how_to_send_one() -> None:
     assert "Authorization: Bearer $VISIONSERVE_API_KEY" in text and "X-API-Key: $VISIONSERVE_API_KEY" in text
     assert "kubectl -n ml-serving get secret vs-api-keys" in text
     assert "No API key is required" in notes()
+    assert "The page loads without a key; enter one there" in text  # the page at / needs none, its API calls do
     assert "/metrics is served on port 9090 only" in notes() and "port-forward service/visionserve-metrics" in notes()
     assert "/metrics is served" not in notes(NO_METRICS_PORT)
 

@@ -269,6 +269,8 @@ def test_helm_test_pod_checks_readiness_and_a_prediction() -> None:
 def test_notes_explain_port_forward_and_curl() -> None:
     text = notes()
     assert "kubectl -n ml-serving port-forward service/visionserve 8080:80" in text
+    assert "port-forward service/visionserve 8080:80\n   Then open http://127.0.0.1:8080/ in a browser" in text
+    assert "The page loads without a key" not in text
     assert "curl -s -H 'Content-Type: image/jpeg'" in text and "helm test visionserve" in text
     assert "RANDOM" not in text.upper().replace("RANDOM WEIGHTS", "")
     assert "meaningless" in notes({"config": {"weights": "random"}})
