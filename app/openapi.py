@@ -12,6 +12,8 @@ from app.errors import problems_with_status
 from app.frontends import page
 from app.frontends.auth import EXEMPT_PATHS
 from app.frontends.ports import METRICS_PATH
+from app.frontends.request_ids import HEADER as REQUEST_ID
+from app.frontends.request_ids import SANE_ID
 from app.imaging import ACCEPTED_CONTENT_TYPES
 from app.settings import HEADS, MAX_TOP_K, TIMEOUT_HEADER, Settings
 
@@ -20,6 +22,10 @@ ANSWER_TYPES = (PredictAnswer, ModelsAnswer, Status, ErrorAnswer, JsonPredictReq
 PREDICT_ERROR_STATUSES = (400, 408, 413, 415, 431, 500, 503, 504)  # 408 and 431: app/connections.py, any route
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
 CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": 'Bearer realm="visionserve"'}}
+REQUEST_ID_ANSWERED = {
+    "schema": {"type": "string"},
+    "description": "The request's id: yours when it was sane, else a new one; the access log and errors name it.",
+}
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key as a Bearer token."},
     "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "An API key."},
@@ -91,6 +97,16 @@ def _predict(settings: Settings, refs: dict[str, dict]) -> dict:
     }
 
 
+def _with_request_ids(paths: dict) -> dict:
+    """Every answer carries X-Request-ID (app/frontends/request_ids.py); the request header is described in `info`:
+    as a parameter of every operation, schemathesis's negative phase takes any extra header for a schema violation."""
+    for item in paths.values():
+        for operation in item.values():
+            for response in operation["responses"].values():
+                response.setdefault("headers", {})[REQUEST_ID] = REQUEST_ID_ANSWERED
+    return paths
+
+
 def _get(summary: str, responses: dict) -> dict:
     return {"get": {"summary": summary, "responses": responses}}
 
@@ -135,9 +151,11 @@ def openapi_document(settings: Settings) -> dict:
         "info": {
             "title": "visionserve",
             "version": __version__,
-            "description": "ResNet-50 image classification with ImageNet-1k and CIFAR-10 heads.",
+            "description": "ResNet-50 image classification with ImageNet-1k and CIFAR-10 heads. Every answer carries "
+            f"an `{REQUEST_ID}` header: the one the request sent when it matches `{SANE_ID.pattern}`, else a new id; "
+            "the access log and error answers name it.",
         },
-        "paths": _secure(paths, settings, refs["ErrorAnswer"]) if settings.api_keys_file else paths,
+        "paths": _with_request_ids(_secure(paths, settings, refs["ErrorAnswer"]) if settings.api_keys_file else paths),
         "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
     }
     if settings.api_keys_file:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
@@ -85,12 +86,31 @@ async def _body_stream(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
-async def _parse_multipart(request: Request, body: bytes, params: Parameters) -> list[ImageInput]:
-    parser = MultiPartParser(
-        request.headers, _body_stream(body), max_files=1000, max_fields=100, max_part_size=len(body) + 1
-    )
-    try:
+FilePart = tuple[str | None, bytes]  # a file part's filename and bytes
+
+
+def _multipart_items(headers: Headers, body: bytes) -> list[tuple[str, str | FilePart]]:
+    """The body's parts, parsed in this (pool) thread on a private event loop: parsing a 10 MiB part on the server's
+    loop held it about 150 ms."""
+
+    async def parse() -> list[tuple[str, str | FilePart]]:
+        limits = {"max_files": 1000, "max_fields": 100, "max_part_size": len(body) + 1}
+        parser = MultiPartParser(headers, _body_stream(body), **limits)
         form = await parser.parse()
+        try:
+            return [
+                (field, (value.filename, await value.read()) if isinstance(value, UploadFile) else value)
+                for field, value in form.multi_items()
+            ]
+        finally:
+            await form.close()
+
+    return asyncio.run(parse())
+
+
+async def _parse_multipart(request: Request, body: bytes, params: Parameters) -> list[ImageInput]:
+    try:
+        items = await run_in_threadpool(_multipart_items, request.headers, body)
     except MultiPartException as exc:
         raise ApiError(
             Problems.MALFORMED_MULTIPART,
@@ -98,19 +118,17 @@ async def _parse_multipart(request: Request, body: bytes, params: Parameters) ->
             accepted="multipart/form-data with a boundary, one image per file part",
         ) from None
     images: list[ImageInput] = []
-    try:
-        for field, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                name = repr(value.filename) if value.filename else "no filename"
-                images.append(ImageInput(f"part {field!r} ({name})", await value.read()))
-            elif field in PARAMETERS:
-                params.give(field, value, "form")
-            else:
-                raise ApiError(
-                    Problems.UNKNOWN_FIELD,
-                    f"unknown form field {field!r}; file parts carry images",
-                    accepted=["file parts (any name)", *PARAMETERS],
-                )
-    finally:
-        await form.close()
+    for field, value in items:
+        if isinstance(value, tuple):
+            filename, data = value
+            name = repr(filename) if filename else "no filename"
+            images.append(ImageInput(f"part {field!r} ({name})", data))
+        elif field in PARAMETERS:
+            params.give(field, value, "form")
+        else:
+            raise ApiError(
+                Problems.UNKNOWN_FIELD,
+                f"unknown form field {field!r}; file parts carry images",
+                accepted=["file parts (any name)", *PARAMETERS],
+            )
     return images

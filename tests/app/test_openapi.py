@@ -61,6 +61,16 @@ def test_every_route_is_documented(spec: dict) -> None:
     }
 
 
+def test_every_answer_documents_its_request_id(spec: dict, client: TestClient) -> None:
+    assert "X-Request-ID" in spec["info"]["description"]
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                assert "X-Request-ID" in response["headers"], (path, method, status)
+    answer = client.get("/v1/models", headers={"X-Request-ID": "trace-42"})
+    assert answer.headers["X-Request-ID"] == "trace-42"
+
+
 def test_error_codes_and_responses_come_from_the_catalogue(spec: dict) -> None:
     assert spec["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"] == sorted(CODES)
     predict = spec["paths"]["/v1/predict"]["post"]["responses"]

@@ -276,6 +276,16 @@ def test_notes_explain_port_forward_and_curl() -> None:
     assert "meaningless" in notes({"config": {"weights": "random"}})
 
 
+def test_notes_state_the_limits_clients_meet() -> None:
+    text = notes({"config": {"request_timeout_s": 12, "keepalive_timeout_s": 620}})
+    assert "requests time out after 12 s (504" in text and "idle connections close after 620 s" in text
+    assert "header must arrive within 10 s" in text and "at most 128 connections and 16 images per request" in text
+    assert "retry_pause_max_s=0" not in text
+    ingress = {"ingress": {"enabled": True}}
+    assert "retry_pause_max_s=0" in notes(ingress)
+    assert "retry_pause_max_s=0" not in notes({**ingress, "config": {"retry_pause_max_s": 0}})
+
+
 def test_scheduling_settings_pass_through_untouched() -> None:
     values = yaml.safe_load(Path("charts/visionserve/ci/scheduling-values.yaml").read_text())
     documents = render(values)
