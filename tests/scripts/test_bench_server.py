@@ -23,6 +23,7 @@ SMALL = {
     "max_batch_size": 1,
     "max_queue": 2,  # a few clients fill it: the storm meets 503s at once
     "max_images": 1,
+    "retry_pause_max_s": 0,  # these tests check that the clients retry at once, not how the server paces them
 }
 STORM_CLIENTS = 16
 STORM_SECONDS = 2.0
