@@ -53,8 +53,13 @@ class ImageTimings(Struct):
 class ImagePrediction(Struct):
     image: int  # position in the request
     heads: dict[str, list[LabelScore]]  # top-k per requested head, best first
-    batch_size: int  # images in the forward pass that answered it
-    timings_ms: ImageTimings
+    batch_size: Annotated[
+        int, Meta(ge=0, description="Images in the forward pass that answered it; 0 when the cache answered.")
+    ]
+    timings_ms: ImageTimings  # all 0 when the cache answered
+    cached: Annotated[
+        bool, Meta(description="True when the response cache answered: the same image asked the same before.")
+    ]
 
 
 class ModelRef(Struct):

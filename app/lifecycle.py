@@ -17,6 +17,7 @@ from app.metrics import Metrics
 from app.models.classifier import Classifier
 from app.pace import Pace
 from app.pipeline import Pipeline
+from app.response_cache import ResponseCache
 from app.settings import Settings
 from app.threads import decode_threads, threads_per_worker
 
@@ -72,6 +73,7 @@ class Worker:
             decode_pool=decode_pool,
             metrics=self.metrics,
             draining=lambda: self.draining,
+            cache=ResponseCache.for_model(settings, classifier, self.metrics),
         )
         self._publish(classifier)
         self.ready = True
@@ -86,6 +88,12 @@ class Worker:
             info.threads,
             ", ".join(info.capabilities) or "nothing special",
         )
+        if settings.cache_max_entries:
+            log.info(
+                "response cache: up to %d answers and %.0f MiB in this worker",
+                settings.cache_max_entries,
+                settings.cache_max_bytes / 2**20,
+            )
 
     def _publish(self, classifier: Classifier) -> None:
         heads = classifier.heads

@@ -20,6 +20,7 @@ BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
 UNTRACKED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 DROP_REASONS = ("deadline", "disconnect")
 DROP_STAGES = ("decode", "queue")
+CACHE_BOUNDS = ("entries", "bytes")  # which bound of the response cache evicted an answer
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -88,7 +89,7 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self.images = Counter("visionserve_images", "Images classified.", registry=r)
+        self.images = Counter("visionserve_images", "Images classified (response cache hits included).", registry=r)
         self.predictions = Counter("visionserve_predictions", "Predictions answered, by head.", ["head"], registry=r)
         self.rejections = Counter("visionserve_rejections", "Requests refused, by reason.", ["reason"], registry=r)
         self.dropped_images = Counter(
@@ -96,6 +97,30 @@ class Metrics:
             "Images never run: their deadline passed or their client left, by reason and the stage they were in.",
             ["reason", "stage"],
             registry=r,
+        )
+        self.cache_hits = Counter(
+            "visionserve_cache_hits", "Images answered from the response cache (no decode, no inference).", registry=r
+        )
+        self.cache_misses = Counter(
+            "visionserve_cache_misses", "Images looked up in the response cache and not found.", registry=r
+        )
+        self.cache_evictions = Counter(
+            "visionserve_cache_evictions",
+            "Answers dropped from the response cache, least recently used first, by the bound that was reached.",
+            ["bound"],
+            registry=r,
+        )
+        self.cache_entries = Gauge(
+            "visionserve_cache_entries",
+            "Answers held in the response caches (each worker has its own).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.cache_bytes = Gauge(
+            "visionserve_cache_bytes",
+            "Estimated bytes held by the response caches (each worker has its own).",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.ready = Gauge(
             "visionserve_ready",
@@ -120,6 +145,8 @@ class Metrics:
             self.rejections.labels(reason)
         for head in HEADS:
             self.predictions.labels(head)
+        for bound in CACHE_BOUNDS:
+            self.cache_evictions.labels(bound)
         for reason in DROP_REASONS:
             for stage in DROP_STAGES:
                 self.dropped_images.labels(reason, stage)

@@ -9,13 +9,14 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.batching import Batched, Batcher, DeadlineExceededError, QueueFullError, ShuttingDownError
 from app.errors import ApiError, Problems
 from app.imaging import declared_pixels, preprocess
 from app.metrics import Metrics
 from app.models.classifier import Classifier, Ranked, Sample
+from app.response_cache import ResponseCache
 from app.settings import Settings
 
 log = logging.getLogger("visionserve")
@@ -46,7 +47,8 @@ class ImageResult:
     preprocess_s: float
     queue_s: float
     inference_s: float
-    batch_size: int
+    batch_size: int  # 0 when the answer came from the response cache
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Pipeline:
         decode_pool: Executor,
         metrics: Metrics,
         draining: Callable[[], bool],
+        cache: ResponseCache[Ranked] | None = None,
     ) -> None:
         self.settings = settings
         self.classifier = classifier
@@ -74,6 +77,7 @@ class Pipeline:
         self._decode_pool = decode_pool
         self._metrics = metrics
         self._draining = draining
+        self.cache: ResponseCache[Ranked] = cache if cache is not None else ResponseCache(0, 0)
 
     def timeout_s(self, request: ClassifyRequest) -> float:
         limit = self.settings.request_timeout_s
@@ -89,17 +93,36 @@ class Pipeline:
     async def classify(self, request: ClassifyRequest) -> ClassifyResult:
         """Every image of the request, ranked by every head it asks for; ApiError on refusal or a passed deadline.
 
-        A caller that is cancelled (its client left) takes its images out of the queue on the way out.
+        Images the response cache answers skip decode and inference; a request it answers whole is not admitted
+        to the queue at all.
         """
         self._check(request)
         started = time.perf_counter()
+        lookup = self.cache.lookup(request)
+        missing = [request.images[position] for position in lookup.missing]
+        ran = await self._run(replace(request, images=missing), len(request.images) > 1) if missing else []
+        self.cache.store(lookup, [image.ranked for image in ran])
+        fresh = iter(ran)
+        images = [
+            next(fresh) if hit is None else ImageResult(hit, 0.0, 0.0, 0.0, 0, cached=True) for hit in lookup.found
+        ]
+        self._metrics.images.inc(len(images))
+        for head in request.heads:
+            self._metrics.predictions.labels(head).inc(len(images))
+        return ClassifyResult(images, time.perf_counter() - started)
+
+    async def _run(self, request: ClassifyRequest, named: bool) -> list[ImageResult]:
+        """Admit, decode, batch and rank the request's images; `named`: errors name the image that caused them.
+
+        A caller that is cancelled (its client left) takes its images out of the queue on the way out.
+        """
         timeout_s = self.timeout_s(request)
         deadline = time.monotonic() + timeout_s
         stage, futures = "decode", []
         try:
             async with asyncio.timeout_at(asyncio.get_running_loop().time() + timeout_s):
                 async with self.batcher.admit(len(request.images)) as admission:  # refused before any decoding
-                    samples, decode_s = await self._decode_all(request)
+                    samples, decode_s = await self._decode_all(request, named)
                     stage, futures = "queue", admission.submit(samples, deadline)
                 batched: list[Batched[Ranked]] = await asyncio.gather(*futures)
         except QueueFullError as exc:
@@ -110,14 +133,10 @@ class Pipeline:
         except asyncio.CancelledError:
             self._drop(request, stage, futures, "disconnect")
             raise
-        self._metrics.images.inc(len(batched))
-        for head in request.heads:
-            self._metrics.predictions.labels(head).inc(len(batched))
-        images = [
+        return [
             ImageResult(one.value, seconds, one.queue_s, one.inference_s, one.batch_size)
             for one, seconds in zip(batched, decode_s, strict=True)
         ]
-        return ClassifyResult(images, time.perf_counter() - started)
 
     def _check(self, request: ClassifyRequest) -> None:
         unavailable = sorted(request.heads - set(self.classifier.heads))
@@ -185,7 +204,7 @@ class Pipeline:
         least = self.settings.max_batch_ms / 1000.0
         return min(ceiling, max(least, drain_s) * random.uniform(1.0, 1.5))
 
-    async def _decode_all(self, request: ClassifyRequest) -> tuple[list[Sample], list[float]]:
+    async def _decode_all(self, request: ClassifyRequest, named: bool) -> tuple[list[Sample], list[float]]:
         loop = asyncio.get_running_loop()
         limit = self.settings.max_pixels
 
@@ -200,7 +219,7 @@ class Pipeline:
         )
         for image, outcome in zip(request.images, outcomes, strict=True):
             if isinstance(outcome, ApiError):
-                if len(request.images) > 1:
+                if named:
                     outcome.message = f"{image.name}: {outcome.message}"
                 raise outcome
             if isinstance(outcome, BaseException):  # not the image's fault (imaging names those): a 500

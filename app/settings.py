@@ -119,6 +119,15 @@ class Settings:
         100_000_000, "Most pixels in one request, summed from the image headers before decoding.", low=1024, high=2**40
     )
     default_top_k: int = _setting(5, "top_k when the request names none.", low=1, high=MAX_TOP_K)
+    cache_max_entries: int = _setting(
+        0, "Answers kept per worker for repeated images (LRU, in memory); 0 = no response cache.", low=0, high=10**7
+    )
+    cache_max_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "... and at most this many bytes of them per worker (estimated: answers, keys, bookkeeping).",
+        low=64 * 1024,
+        high=2**40,
+    )
 
     header_timeout_s: float = _setting(
         10.0,

@@ -20,8 +20,9 @@ from benchlib.ceilings import measure_runtime
 from benchlib.load import JPEG_QUALITY, PHOTO_NAMES, PHOTO_SIZE, sample_photos
 from benchlib.machine import cpu_line, describe_cpu
 from benchlib.procfs import loadavg, wait_for_idle
+from benchlib.repeated import MAX_REPEAT_CLIENTS, REPEAT_CLIENTS, repeated_line, run_repeated
 from benchlib.report import markdown, noisy_phases, phases, target_lines
-from benchlib.servers import bench_server
+from benchlib.servers import LevelProbe, bench_server, timed_server
 from benchlib.soak import MAX_SOAK_REQUESTS, MEMORY_NOTE, SOAK_CONCURRENCY, SOAK_REQUESTS
 from benchlib.storm import MAX_STORM_CLIENTS, STORM_CLIENTS
 from benchlib.storm import METHOD as STORM_METHOD
@@ -90,6 +91,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(0 skips it)",
     )
     parser.add_argument(
+        "--repeat-clients",
+        type=_bounded(0, MAX_REPEAT_CLIENTS),
+        default=REPEAT_CLIENTS,
+        help="repeated images: clients sending the same photos to a server with the response cache off, then on "
+        "(0 skips it)",
+    )
+    parser.add_argument(
         "--wait-idle", type=float, default=0.0, help="before each phase, wait up to this many seconds for an idle CPU"
     )
     parser.add_argument("--json", type=Path, default=Path(".bench/results.json"), help="where to write the results")
@@ -118,6 +126,11 @@ def print_header(args: argparse.Namespace, cpu: dict[str, Any], photos: Sequence
         soak = f"a soak of {args.soak_requests} requests at c={SOAK_CONCURRENCY}" if args.soak_requests else ""
         if storm or soak:
             print(f"then, against the OpenVINO server: {' and '.join(filter(None, (storm, soak)))}")
+    if args.repeat_clients and args.runtimes:
+        print(
+            f"then repeated images at c={args.repeat_clients} against two servers of runtime {repeated_runtime(args)}: "
+            "the response cache off, then on"
+        )
 
 
 def settings_for(args: argparse.Namespace, runtime: str, model_cache: str) -> dict[str, object]:
@@ -136,8 +149,24 @@ def run_in_process(args: argparse.Namespace, photos: Sequence[bytes]) -> dict[st
     return results
 
 
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How every load phase measures: its windows, the clients' answer to 503, the wait for an idle CPU."""
+    return {
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "honor_retry_after": not args.no_retry_after,
+        "wait_idle": args.wait_idle,
+    }
+
+
+def repeated_runtime(args: argparse.Namespace) -> str:
+    """The runtime the repeated-image workload runs on: OpenVINO, the default, when it is benchmarked."""
+    return "openvino" if "openvino" in args.runtimes else args.runtimes[0]
+
+
 def run_servers(args: argparse.Namespace, photos: Sequence[bytes]) -> dict[str, dict[str, Any]]:
-    """Each runtime's server; the model cache is a temporary folder, so the first start is a cold one."""
+    """Each runtime's server, then the repeated-image workload (its own two servers, cache off and on); the model
+    cache is a temporary folder, so the first start is a cold one."""
     results = {}
     with tempfile.TemporaryDirectory(prefix="visionserve-bench-cache-") as cache:
         for runtime in args.runtimes:
@@ -146,13 +175,23 @@ def run_servers(args: argparse.Namespace, photos: Sequence[bytes]) -> dict[str, 
                 settings_for(args, runtime, cache),
                 photos,
                 args.levels,
-                duration=args.duration,
-                warmup=args.warmup,
-                honor_retry_after=not args.no_retry_after,
-                wait_idle=args.wait_idle,
+                **load_options(args),
                 storm_clients=args.storm_clients if runtime == "openvino" else 0,
                 soak_requests=args.soak_requests if runtime == "openvino" else 0,
             )
+        if args.repeat_clients and args.runtimes:
+            runtime = repeated_runtime(args)
+            print(f"\n## repeated images, runtime {runtime}: response cache off, then on", flush=True)
+            repeated = run_repeated(
+                timed_server,
+                settings_for(args, runtime, cache),
+                photos,
+                args.repeat_clients,
+                **load_options(args),
+                probe=LevelProbe,
+            )
+            results[runtime]["repeated"] = repeated
+            print(repeated_line(repeated), flush=True)
     return results
 
 
@@ -187,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(STORM_METHOD)
     if servers.get("openvino", {}).get("soak"):
         print(MEMORY_NOTE)
+    for server in servers.values():
+        if server.get("repeated"):
+            print(server["repeated"]["method"])
     print()
     print("\n".join(target_lines(targets)))
     if noisy:

@@ -28,6 +28,8 @@ CHART_OWNED = (
     "graceful_timeout",
     "metrics_port",
     "api_keys_file",
+    "cache_max_entries",
+    "cache_max_bytes",
 )
 
 
@@ -128,6 +130,12 @@ SECRET_KEY = r"^([-._a-zA-Z0-9]+)?$"  # a Secret's data key, or empty
 CPU = {"type": ["string", "integer", "number"], "pattern": r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"}
 
 
+def setting(name: str, description: str) -> dict[str, Any]:
+    """An integer value of the chart that becomes setting `name`: the service's own bounds."""
+    meta = next(field.metadata for field in dataclasses.fields(Settings) if field.name == name)
+    return integer(description, meta["low"], meta["high"])
+
+
 def config_schema() -> dict[str, Any]:
     """The service's settings, with the same types and bounds the service enforces."""
     properties: dict[str, Any] = {}
@@ -193,6 +201,12 @@ def values_schema() -> dict[str, Any]:
                     "properties": {"type": {"enum": ["RollingUpdate", "Recreate"]}},
                 },
                 "config": config_schema(),
+                "cache": obj(
+                    {
+                        "maxEntries": setting("cache_max_entries", "Answers kept per worker; 0 = off."),
+                        "maxBytes": setting("cache_max_bytes", "Estimated bytes of answers per worker."),
+                    }
+                ),
                 "weights": obj(
                     {
                         "source": string("Where weights come from.", enum=["image", "initContainer", "existingClaim"]),

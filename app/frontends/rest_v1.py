@@ -99,6 +99,7 @@ def predict_answer(request: ClassifyRequest, result: ClassifyResult, pipeline: P
             heads={name: image.ranked[name] for name in names},
             batch_size=image.batch_size,
             timings_ms=ImageTimings(_ms(image.preprocess_s), _ms(image.queue_s), _ms(image.inference_s)),
+            cached=image.cached,
         )
         for position, image in enumerate(result.images)
     ]

@@ -205,10 +205,12 @@
     const names = [...known, ...Object.keys(prediction.heads).filter((name) => !(name in HEAD_TITLES))];
     $("heads").replaceChildren(...names.map((name) => drawHead(name, prediction.heads[name])));
     const t = prediction.timings_ms;
+    const where = prediction.cached
+      ? "answered from the response cache"
+      : `preprocess ${t.preprocess.toFixed(1)}, queue ${t.queue.toFixed(1)}, inference ${t.inference.toFixed(1)} ms, ` +
+        `batch of ${prediction.batch_size}`;
     $("latency").textContent =
-      `Round trip ${elapsedMs.toFixed(0)} ms; server ${answer.timings_ms.total.toFixed(1)} ms ` +
-      `(preprocess ${t.preprocess.toFixed(1)}, queue ${t.queue.toFixed(1)}, inference ${t.inference.toFixed(1)} ms, ` +
-      `batch of ${prediction.batch_size}).`;
+      `Round trip ${elapsedMs.toFixed(0)} ms; server ${answer.timings_ms.total.toFixed(1)} ms (${where}).`;
     $("status").textContent = `Best first: ${names.map((name) => HEAD_TITLES[name] || name).join(" and ")}.`;
   }
 

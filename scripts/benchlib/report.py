@@ -91,6 +91,26 @@ def soak_table(servers: Mapping[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def repeated_table(servers: Mapping[str, dict[str, Any]]) -> str:
+    """One row per runtime whose repeated-image workload ran: cache off against cache on, and the p50 of a hit."""
+    rows = [
+        "| runtime | repeated images: clients / photos | cache off img/s | cache on img/s | speedup "
+        "| p50 ms, cache off | p50 ms of a hit | hit ratio (cache on) | other CPU cores (off / on) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for runtime, server in servers.items():
+        repeated = server.get("repeated")
+        if repeated:
+            off, on = repeated["off"], repeated["on"]
+            rows.append(
+                f"| {runtime} | {repeated['concurrency']} / {repeated['photos']} | {off['throughput_img_s']} "
+                f"| {on['throughput_img_s']} | {_cell(repeated['speedup'])} | {_cell(off['p50_ms'])} "
+                f"| {_cell(repeated['hit_p50_ms'])} | {_cell(repeated['hit_ratio'])} "
+                f"| {off['cpu']['other_cores']} / {on['cpu']['other_cores']} |"
+            )
+    return "\n".join(rows)
+
+
 def markdown(
     command: str, cpu_line: str, in_process: Mapping[str, dict[str, Any]], servers: Mapping[str, dict[str, Any]]
 ) -> str:
@@ -100,6 +120,8 @@ def markdown(
         tables.append(storm_table(servers))
     if any(server.get("soak") for server in servers.values()):
         tables.append(soak_table(servers))
+    if any(server.get("repeated") for server in servers.values()):
+        tables.append(repeated_table(servers))
     return f"{cpu_line}\n\nCommand: `{command}`\n\n" + "\n\n".join(tables) + "\n"
 
 
@@ -125,4 +147,6 @@ def phases(in_process: Mapping[str, dict[str, Any]], servers: Mapping[str, dict[
         found |= {f"{runtime} c={lv['concurrency']}": lv["cpu"] for lv in server["levels"]}
         if server.get("storm"):
             found[f"{runtime} retry storm"] = server["storm"]["cpu"]
+        if server.get("repeated"):
+            found |= {f"{runtime} repeated, cache {key}": server["repeated"][key]["cpu"] for key in ("off", "on")}
     return found

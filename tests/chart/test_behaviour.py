@@ -137,6 +137,12 @@ def test_termination_grace_covers_pause_drain_and_graceful_timeout(tmp_path: Pat
     assert (settings.drain_seconds, settings.graceful_timeout) == (3, 40)
 
 
+def test_the_cache_values_reach_the_service_and_default_to_off(tmp_path: Path) -> None:
+    assert service_config(render(), tmp_path).cache_max_entries == 0
+    settings = service_config(render({"cache": {"maxEntries": 5000, "maxBytes": 268435456}}), tmp_path)
+    assert (settings.cache_max_entries, settings.cache_max_bytes) == (5000, 268435456)
+
+
 def test_gpu_values_add_limits_selector_toleration_runtime_and_cuda(tmp_path: Path) -> None:
     documents = render(yaml.safe_load(Path("charts/visionserve/ci/gpu-values.yaml").read_text()))
     pod = _pod_spec(documents)

@@ -23,6 +23,9 @@ WRONG_VALUES = {
     "bad cpu quantity": ({"resources": {"limits": {"cpu": "two", "memory": "1Gi"}}}, "/resources/limits/cpu"),
     "bad sha256": ({"config": {"weights_sha256": "abc"}}, "/config/weights_sha256"),
     "weights source": ({"weights": {"source": "s3"}}, "/weights/source"),
+    "negative cache size": ({"cache": {"maxEntries": -1}}, "/cache/maxEntries"),
+    "cache bytes below the service's least": ({"cache": {"maxBytes": 1024}}, "/cache/maxBytes"),
+    "cache setting in config": ({"config": {"cache_max_entries": 100}}, "cache_max_entries"),
 }
 
 

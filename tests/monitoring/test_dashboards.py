@@ -19,6 +19,10 @@ EXPECTED_PANELS = {
         "Inference time per batch p50 / p95",
         "Rejections by reason",
         "Predictions per head",
+        "Response cache hit ratio",
+        "Response cache hits, misses and evictions",
+        "Response cache entries",
+        "Response cache memory",
     },
     "resources-scaling.json": {"CPU per pod", "Memory per pod", "Replicas against the HPA bounds"},
 }

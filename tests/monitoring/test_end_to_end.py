@@ -34,7 +34,9 @@ TINY_QUEUE = {
     "max_queue_ms": 0,
     "max_batch_size": 2,
     "max_wait_ms": 0,
+    "cache_max_entries": 16,  # the cache panels have hits and misses to show
 }
+REPEATS = 3  # of one image: with 2 workers, one of them sees it twice, a cache hit
 
 
 @dataclass
@@ -123,9 +125,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _drive_traffic(url: str) -> list[int]:
-    """Good requests on both heads, bad inputs, and a burst far beyond a queue of 2."""
+    """Good requests on both heads, one image repeated, bad inputs, and a burst far beyond a queue of 2 (of images
+    all different, so the response cache answers none of them and they all need the queue)."""
     jpeg = encode(photo())
     statuses = []
+    repeated = encode(photo("coffee"))
+    for _ in range(REPEATS):
+        statuses.append(
+            requests.post(
+                f"{url}/v1/predict", data=repeated, timeout=60, headers={"Content-Type": "image/jpeg"}
+            ).status_code
+        )
     for heads in ("imagenet", "cifar10", "imagenet,cifar10"):
         statuses.append(
             requests.post(
@@ -139,13 +149,15 @@ def _drive_traffic(url: str) -> list[int]:
             ).status_code
         )
 
-    def one(_: int) -> int:
+    burst = [encode(photo(), quality=quality) for quality in range(40, 88)]
+
+    def one(image: bytes) -> int:
         return requests.post(
-            f"{url}/v1/predict", data=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=60
+            f"{url}/v1/predict", data=image, headers={"Content-Type": "image/jpeg"}, timeout=60
         ).status_code
 
     with ThreadPoolExecutor(24) as pool:
-        statuses += list(pool.map(one, range(48)))
+        statuses += list(pool.map(one, burst))
     return statuses
 
 
@@ -180,6 +192,8 @@ def test_dashboards_show_data_shedding_alerts_and_down_alerts(stack: Stack) -> N
         'sum(visionserve_predictions_total{head="cifar10"})',
         "sum(visionserve_batch_size_count)",
         'sum(visionserve_rejections_total{reason="unsupported_media_type"})',
+        "sum(visionserve_cache_hits_total)",
+        "sum(visionserve_cache_entries)",
     ):
         assert float(stack.query(expr)[0]["value"][1]) > 0, expr
 

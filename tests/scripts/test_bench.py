@@ -13,11 +13,13 @@ from scripts.benchlib.ceilings import duration_stats
 from scripts.benchlib.load import LevelResult, Sample
 from scripts.benchlib.machine import parse_cpuinfo
 from scripts.benchlib.procfs import CLK_TCK
+from scripts.benchlib.repeated import CACHE_ENTRIES, compare
 from scripts.benchlib.report import (
     level_table,
     markdown,
     noisy_phases,
     phases,
+    repeated_table,
     runtime_table,
     soak_table,
     storm_table,
@@ -347,7 +349,33 @@ def test_the_report_has_storm_and_soak_tables_only_where_they_ran() -> None:
     assert "openvino retry storm" in phases({}, full)
 
 
-@pytest.mark.parametrize("option", ["--soak-requests=100001", "--soak-requests=-1", "--storm-clients=513"])
+def _cache_window(img_s: float, p50: float | None, hits: float, misses: float) -> dict[str, Any]:
+    cache = {"hits": hits, "misses": misses, "batches": misses, "hit_ratio": hits / (hits + misses) if hits else None}
+    return {**_level(16, img_s, p50), "cache": cache, "cpu": {"other_cores": 0.1}}
+
+
+def test_the_repeated_workload_compares_cache_on_with_off_and_reports_the_hit_p50() -> None:
+    repeated = compare(_cache_window(10.0, 600.0, 0, 0), _cache_window(400.0, 6.5, 6000, 0), clients=16, photos=4)
+    assert (repeated["speedup"], repeated["hit_p50_ms"], repeated["hit_ratio"]) == (40.0, 6.5, 1.0)
+    assert repeated["cache_entries"] == CACHE_ENTRIES and str(CACHE_ENTRIES) in repeated["method"]
+    assert (
+        compare(_cache_window(0.0, None, 0, 0), _cache_window(5.0, 9.0, 50, 0), clients=1, photos=4)["speedup"] is None
+    )
+    level = {**_level(16, 10.0), "p95_ms": 1.0, "shed": 0, "server_ms": {"mean_batch": 1.0}, "cpu": {"other_cores": 0}}
+    level["cpu_ms_per_image"] = dict.fromkeys(PER_IMAGE, 1.0)
+    bare = {"openvino": {"levels": [level], "start": {}, "pss_mb": None}}
+    ran = {"openvino": {**bare["openvino"], "repeated": repeated}, "torch": bare["openvino"]}
+    rows = repeated_table(ran).splitlines()
+    assert len(rows) == 3  # the header, its rule, openvino only
+    assert rows[2] == "| openvino | 16 / 4 | 10.0 | 400.0 | 40.0 | 600.0 | 6.5 | 1.0 | 0.1 / 0.1 |"
+    assert repeated_table(ran) in markdown("cmd", "cpu", {}, ran)
+    assert "repeated images" not in markdown("cmd", "cpu", {}, bare)
+    assert {"openvino repeated, cache off", "openvino repeated, cache on"} <= set(phases({}, ran))
+
+
+@pytest.mark.parametrize(
+    "option", ["--soak-requests=100001", "--soak-requests=-1", "--storm-clients=513", "--repeat-clients=513"]
+)
 def test_the_soak_and_storm_options_are_bounded(option: str) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH), option], capture_output=True, text=True, timeout=120, check=False

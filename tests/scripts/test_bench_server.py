@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.benchlib.load import LoadClient, sample_photos
+from scripts.benchlib.repeated import run_repeated
 from scripts.benchlib.server_stats import ServerThreads
-from scripts.benchlib.servers import LevelProbe
+from scripts.benchlib.servers import LevelProbe, timed_server
 from scripts.benchlib.soak import run_soak
 from scripts.benchlib.storm import METHOD, run_storm
 from tests.harness.local_server import LocalServer
@@ -108,3 +109,27 @@ def test_a_count_bound_run_also_stops_at_its_time_limit(
     bounded = LoadClient(running.url, photos, honor_retry_after=True).run_requests(4, 100_000, time_limit_s=1.0)
     assert 0 < bounded["requests"] < 100_000
     assert bounded["duration_s"] < 30  # the last requests in flight finish; it did not hang
+
+
+def test_the_repeated_workload_runs_no_batch_with_the_cache_on(photos: list[bytes]) -> None:
+    """Its own two servers, cache off then on; every measured request with the cache on is a hit."""
+    repeated = run_repeated(
+        timed_server,
+        {**SMALL, "max_queue": 8, "max_images": 4},
+        photos,
+        2,
+        duration=1.0,
+        warmup=0.2,
+        honor_retry_after=True,
+        wait_idle=0.0,
+        probe=LevelProbe,
+    )
+    off, on = repeated["off"], repeated["on"]
+    assert off["errors"] == on["errors"] == 0, (off["error_examples"], on["error_examples"])
+    assert off["ok"] > 0 and on["ok"] > 0
+    assert off["cache"]["hits"] == off["cache"]["misses"] == 0  # off: nothing looked up
+    assert off["cache"]["batches"] > 0
+    assert on["cache"]["misses"] == on["cache"]["batches"] == 0  # the photos were sent once before the window
+    assert repeated["hit_ratio"] == 1.0 and on["cache"]["hits"] > 0
+    assert repeated["hit_p50_ms"] == on["p50_ms"] is not None
+    assert repeated["speedup"] == round(on["throughput_img_s"] / off["throughput_img_s"], 2)

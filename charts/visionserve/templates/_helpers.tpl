@@ -123,6 +123,8 @@ app.kubernetes.io/component: test
   "torch_threads" (include "visionserve.torchThreads" . | int)
   "drain_seconds" .Values.shutdown.drainSeconds
   "graceful_timeout" .Values.shutdown.gracefulTimeoutSeconds
+  "cache_max_entries" (int64 .Values.cache.maxEntries)
+  "cache_max_bytes" (int64 .Values.cache.maxBytes)
 }}
 {{- /* set, not merge: merge lets a user's value replace an owned one that is empty ("" or 0) */}}
 {{- $config := deepCopy .Values.config }}
