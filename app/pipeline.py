@@ -9,13 +9,16 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from app.batching import Batched, Batcher, DeadlineExceededError, QueueFullError, ShuttingDownError
 from app.errors import ApiError, Problems
-from app.imaging import declared_pixels, preprocess
+from app.imaging import INPUT_SIZE, declared_pixels, preprocess
 from app.metrics import Metrics
-from app.models.classifier import Classifier, Ranked, Sample
+from app.models.classifier import Classified, Classifier, Ranked, Sample
+from app.models.network import pixels_from_normalised
 from app.settings import Settings
 
 log = logging.getLogger("visionserve")
@@ -31,13 +34,22 @@ class ImageInput:
 
 
 @dataclass(frozen=True)
+class TensorInput:
+    """One image the client already preprocessed: 3 x 224 x 224 float32, ImageNet-normalised (OIP V2's `input`)."""
+
+    name: str
+    tensor: np.ndarray
+
+
+@dataclass(frozen=True)
 class ClassifyRequest:
     """What every front end parses its wire format into."""
 
-    images: list[ImageInput]
+    images: list[ImageInput] | list[TensorInput]
     heads: frozenset[str]
     top_k: int
     timeout_s: float | None = None  # the client's deadline; the server's request_timeout_s caps it
+    scores: bool = False  # every class's probability per head too, not only the top-k
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class ImageResult:
     queue_s: float
     inference_s: float
     batch_size: int
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # head -> probabilities, when the request asked
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,7 @@ class Pipeline:
         settings: Settings,
         *,
         classifier: Classifier,
-        batcher: Batcher[Sample, Ranked],
+        batcher: Batcher[Sample, Classified],
         decode_pool: Executor,
         metrics: Metrics,
         draining: Callable[[], bool],
@@ -101,7 +114,7 @@ class Pipeline:
                 async with self.batcher.admit(len(request.images)) as admission:  # refused before any decoding
                     samples, decode_s = await self._decode_all(request)
                     stage, futures = "queue", admission.submit(samples, deadline)
-                batched: list[Batched[Ranked]] = await asyncio.gather(*futures)
+                batched: list[Batched[Classified]] = await asyncio.gather(*futures)
         except QueueFullError as exc:
             raise self._unavailable(exc) from None
         except (TimeoutError, DeadlineExceededError):
@@ -114,7 +127,7 @@ class Pipeline:
         for head in request.heads:
             self._metrics.predictions.labels(head).inc(len(batched))
         images = [
-            ImageResult(one.value, seconds, one.queue_s, one.inference_s, one.batch_size)
+            ImageResult(one.value.ranked, seconds, one.queue_s, one.inference_s, one.batch_size, one.value.scores)
             for one, seconds in zip(batched, decode_s, strict=True)
         ]
         return ClassifyResult(images, time.perf_counter() - started)
@@ -134,7 +147,7 @@ class Pipeline:
                 accepted={"max_images": self.settings.max_images},
             )
         budget = self.settings.max_request_pixels
-        pixels = sum(declared_pixels(image.data) for image in request.images)  # headers only, nothing decoded
+        pixels = sum(_declared_pixels(image) for image in request.images)  # headers only, nothing decoded
         if pixels > budget:
             raise ApiError(
                 Problems.PIXEL_BUDGET_EXCEEDED,
@@ -178,13 +191,17 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         limit = self.settings.max_pixels
 
-        def timed(data: bytes) -> tuple[Sample, float]:
+        def timed(image: ImageInput | TensorInput) -> tuple[Sample, float]:
             start = time.perf_counter()
-            sample = Sample(preprocess(data, limit), request.heads, request.top_k)
+            if isinstance(image, TensorInput):
+                pixels = pixels_from_normalised(image.tensor)
+            else:
+                pixels = preprocess(image.data, limit)
+            sample = Sample(pixels, request.heads, request.top_k, request.scores)
             return sample, time.perf_counter() - start
 
         outcomes = await asyncio.gather(
-            *(loop.run_in_executor(self._decode_pool, timed, image.data) for image in request.images),
+            *(loop.run_in_executor(self._decode_pool, timed, image) for image in request.images),
             return_exceptions=True,
         )
         for image, outcome in zip(request.images, outcomes, strict=True):
@@ -197,3 +214,8 @@ class Pipeline:
         for _, seconds in outcomes:
             self._metrics.preprocess_seconds.observe(seconds)
         return [sample for sample, _ in outcomes], [seconds for _, seconds in outcomes]
+
+
+def _declared_pixels(image: ImageInput | TensorInput) -> int:
+    """What an input's header declares (an encoded image), or its fixed size (a preprocessed tensor)."""
+    return INPUT_SIZE * INPUT_SIZE if isinstance(image, TensorInput) else declared_pixels(image.data)

@@ -13,11 +13,12 @@ from app.api_keys import ApiKeys
 from app.errors import Problems
 from app.frontends.errors import refuse
 from app.frontends.ports import MetricsPortMiddleware, on_metrics_port
+from app.metrics import PROBE_PATHS
 from app.settings import Settings
 
 log = logging.getLogger("visionserve")
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})  # the kubelet's probes carry no key
+EXEMPT_PATHS = PROBE_PATHS  # the kubelet's probes carry no key
 ACCEPTED = ["Authorization: Bearer <key>", "X-API-Key: <key>"]
 CLIENT_KEY_VARIABLE = "VISIONSERVE_API_KEY"
 
