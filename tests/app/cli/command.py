@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Mapping
 
 from tests.helpers import ROOT
 
@@ -33,17 +30,3 @@ def own_lines(stderr: str, command: str = "predict") -> list[str]:
     lines = stderr.splitlines()
     assert lines and all(line.startswith(f"visionserve {command}: ") for line in lines), stderr
     return lines
-
-
-@contextlib.contextmanager
-def stand_in(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A stand-in HTTP server on 127.0.0.1 answering with `handler`, in a thread: its base URL."""
-    httpd = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        thread.join()
-        httpd.server_close()

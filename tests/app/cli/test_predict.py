@@ -16,9 +16,9 @@ import pytest
 
 from app.cli.predict import Picture, batches
 from app.models.labels import CIFAR10_LABELS, IMAGENET_LABELS
-from tests.app.cli.command import own_lines, stand_in, visionserve
+from tests.app.cli.command import own_lines, visionserve
 from tests.harness.local_server import LocalServer, free_port
-from tests.helpers import ROOT, encode, photo
+from tests.helpers import ROOT, encode, photo, stand_in
 
 LABELS = {"imagenet": set(IMAGENET_LABELS), "cifar10": set(CIFAR10_LABELS)}
 

@@ -8,8 +8,9 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from app.cli.smoke_test import check
-from tests.app.cli.command import stand_in, visionserve
+from tests.app.cli.command import visionserve
 from tests.harness.local_server import LocalServer, free_port
+from tests.helpers import stand_in
 
 
 def _smoke(url: str, timeout: str = "30") -> subprocess.CompletedProcess[str]:
