@@ -13,8 +13,9 @@ from app.openapi_parts import (
 )
 from app.settings import Settings
 
-MODEL_NAME = {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"}}
-MODEL_VERSION = {"name": "model_version", "in": "path", "required": True, "schema": {"type": "string"}}
+PATH_TEXT = {"type": "string", "minLength": 1}
+MODEL_NAME = {"name": "model_name", "in": "path", "required": True, "schema": PATH_TEXT, "example": "resnet50"}
+MODEL_VERSION = {"name": "model_version", "in": "path", "required": True, "schema": PATH_TEXT, "example": "1"}
 HEALTH = {"200": {"description": "True (empty body)."}, "400": {"description": "False (empty body)."}}
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 

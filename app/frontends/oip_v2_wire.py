@@ -135,7 +135,8 @@ def parse_infer(body: bytes, header_length: str | None, heads: dict[str, int], m
         max(classifications, default=1),
         scores=any(not output.classification for output in outputs),
     )
-    return InferCall(request, outputs, parsed.id or None, _timeout_s(parsed.parameters))
+    request_id = None if isinstance(parsed.id, msgspec.UnsetType) else parsed.id
+    return InferCall(request, outputs, request_id, _timeout_s(parsed.parameters))
 
 
 def _read_input(tensor: RequestInput, binary: bytes, max_images: int) -> list[ImageInput] | list[TensorInput]:
@@ -177,9 +178,10 @@ def _read_input(tensor: RequestInput, binary: bytes, max_images: int) -> list[Im
 
 
 def _binary_data(tensor: RequestInput, binary: bytes, where: str) -> bytes:
-    size = _integer(tensor.parameters["binary_data_size"])
+    declared = tensor.parameters["binary_data_size"]
+    size = _integer(declared)
     if size is None or size < 0:
-        raise _invalid(f"{where} parameter 'binary_data_size' must be a byte count, not {size!r}")
+        raise _invalid(f"{where} parameter 'binary_data_size' must be a byte count, not {declared!r}")
     if size != len(binary):
         raise _invalid(
             f"{where} declares binary_data_size {size}, but {len(binary)} bytes follow the JSON "
@@ -302,7 +304,8 @@ def encode_infer(call: InferCall, result: ClassifyResult, model: str, version: s
         if choice.binary:
             output.parameters = {"binary_data_size": len(blobs[-1])}
         outputs.append(output)
-    answer = InferResponse(model_name=model, model_version=version, id=call.id or msgspec.UNSET, outputs=outputs)
+    request_id = msgspec.UNSET if call.id is None else call.id
+    answer = InferResponse(model_name=model, model_version=version, id=request_id, outputs=outputs)
     header = encode(answer)
     if not blobs:
         return header, {"Content-Type": "application/json"}
