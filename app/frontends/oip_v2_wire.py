@@ -126,8 +126,9 @@ def parse_infer(body: bytes, header_length: str | None, heads: dict[str, int], m
     if len(parsed.inputs) != 1:
         names = ", ".join(repr(one.name) for one in parsed.inputs)
         raise _invalid(f"{len(parsed.inputs)} inputs ({names}); send exactly one: {IMAGE_INPUT!r} or {TENSOR_INPUT!r}")
-    images = _read_input(parsed.inputs[0], binary, max_images)
     outputs = _outputs(parsed, heads, binary_default)
+    timeout_s = _timeout_s(parsed.parameters)
+    images = _read_input(parsed.inputs[0], binary, max_images)  # last: it decodes the tensors' data
     classifications = [output.classification for output in outputs if output.classification]
     request = ClassifyRequest(
         images,
@@ -136,7 +137,7 @@ def parse_infer(body: bytes, header_length: str | None, heads: dict[str, int], m
         scores=any(not output.classification for output in outputs),
     )
     request_id = None if isinstance(parsed.id, msgspec.UnsetType) else parsed.id
-    return InferCall(request, outputs, request_id, _timeout_s(parsed.parameters))
+    return InferCall(request, outputs, request_id, timeout_s)
 
 
 def _read_input(tensor: RequestInput, binary: bytes, max_images: int) -> list[ImageInput] | list[TensorInput]:
@@ -191,19 +192,20 @@ def _binary_data(tensor: RequestInput, binary: bytes, where: str) -> bytes:
 
 
 def _split_bytes(data: bytes, count: int, where: str) -> list[bytes]:
-    """A BYTES tensor in binary: each element a 4-byte little-endian length, then its bytes; exactly `count`."""
+    """A BYTES tensor in binary: each element a 4-byte little-endian length, then its bytes; exactly `count`
+    (read element by element up to `count`, so a body of a million empty elements costs no more than `count`)."""
     blobs, offset = [], 0
-    while offset < len(data):
+    for index in range(count):
         if offset + _LENGTH.size > len(data):
-            raise _invalid(f"{where}: element {len(blobs)} is cut off inside its 4-byte length")
+            raise _invalid(f"{where} has shape [{count}] but its binary data ends inside element {index}'s length")
         (length,) = _LENGTH.unpack_from(data, offset)
         offset += _LENGTH.size
         if offset + length > len(data):
-            raise _invalid(f"{where}: element {len(blobs)} declares {length} bytes; {len(data) - offset} remain")
+            raise _invalid(f"{where}: element {index} declares {length} bytes; {len(data) - offset} remain")
         blobs.append(data[offset : offset + length])
         offset += length
-    if len(blobs) != count:
-        raise _invalid(f"{where} has shape [{count}] but its binary data holds {len(blobs)} elements")
+    if offset != len(data):
+        raise _invalid(f"{where} has shape [{count}] but {len(data) - offset} bytes follow its last element")
     return blobs
 
 

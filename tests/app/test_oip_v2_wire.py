@@ -135,23 +135,29 @@ def test_other_refusals_use_the_catalogue(document: dict, code: str, named: str)
     assert error.code == code and named in error.message, error.message
 
 
-def test_binary_sections_must_add_up() -> None:
-    sized = {"inputs": [_image(data=None, parameters={"binary_data_size": 7})]}
-    del sized["inputs"][0]["data"]
-    assert "binary_data_size 7" in _refused(sized, _blob(b"abc") + b"x").message  # one byte too many
-    assert (
-        "cut off"
-        in _refused(
-            {**sized, "inputs": [{**sized["inputs"][0], "parameters": {"binary_data_size": 3}}]}, b"abc"
-        ).message
-    )
-    assert "declares 9 bytes" in _refused(sized, struct.pack("<I", 9) + b"abc").message
-    assert (
-        "holds 2 elements"
-        in _refused(
-            {"inputs": [{**sized["inputs"][0], "parameters": {"binary_data_size": 8}}]}, _blob(b"", b"")
-        ).message
-    )
+def _binary_images(count: int, size: float) -> dict:
+    tensor = {"name": "image", "shape": [count], "datatype": "BYTES", "parameters": {"binary_data_size": size}}
+    return {"inputs": [tensor]}
+
+
+@pytest.mark.parametrize(
+    ("count", "binary", "named"),
+    [
+        (1, _blob(b"abc") + b"x", "1 bytes follow its last element"),
+        (1, _blob(b"", b""), "4 bytes follow its last element"),
+        (1, _blob(b"") * 1_000_000, "3999996 bytes follow its last element"),  # read up to the shape, no further
+        (3, _blob(b"a", b"b"), "ends inside element 2's length"),
+        (1, b"abc", "ends inside element 0's length"),
+        (1, struct.pack("<I", 9) + b"abc", "element 0 declares 9 bytes; 3 remain"),
+    ],
+)
+def test_binary_bytes_must_hold_exactly_the_shapes_elements(count: int, binary: bytes, named: str) -> None:
+    assert named in _refused(_binary_images(count, len(binary)), binary).message
+
+
+def test_binary_sizes_must_add_up() -> None:
+    assert "binary_data_size 7, but 8 bytes" in _refused(_binary_images(1, 7), _blob(b"abcd")).message
+    assert "byte count, not 7.5" in _refused(_binary_images(1, 7.5), _blob(b"abc")).message
     assert "no input declares" in _refused({"inputs": [_image()]}, b"extra").message
     assert "give its `data`" in _refused({"inputs": [_image(parameters={"binary_data_size": 4})]}, b"abcd").message
 
