@@ -5,35 +5,40 @@ A request carries exactly one input: `image` (BYTES [N], each element one encode
 or `input` (FP32 [N, 3, 224, 224], ImageNet-normalised). Outputs are heads: `imagenet` (FP32 [N, 1000]) and
 `cifar10` (FP32 [N, 10]), or with `parameters.classification: k` BYTES [N, k] of "score:index:label". Binary data
 (Inference-Header-Content-Length, `binary_data_size`, `binary_data`, `binary_data_output`) is read and written
-as Triton's extension describes: little-endian, row-major, a BYTES element as a 4-byte length then its bytes.
+as Triton's extension describes (the data itself: oip_v2_tensors.py).
 Everything is checked before any image is decoded; each refusal names the input, output or parameter at fault.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import msgspec
 import numpy as np
 
 from app.answers import encode
-from app.answers_kserve import InferRequest, InferResponse, Parameter, Parameters, RequestInput, ResponseOutput
+from app.answers_kserve import InferRequest, InferResponse, Parameters, RequestInput, ResponseOutput
 from app.errors import ApiError, Problems
-from app.frontends.rest_v1_json import decode_instance
-from app.imaging import INPUT_SIZE
+from app.frontends.oip_v2_tensors import (
+    HEADER_LENGTH,
+    LENGTH,
+    TENSOR_SHAPE,
+    binary_floats,
+    binary_section,
+    integer,
+    invalid,
+    json_floats,
+    json_images,
+    split_bytes,
+)
 from app.pipeline import ClassifyRequest, ClassifyResult, ImageInput, TensorInput
 
 IMAGE_INPUT = "image"
 TENSOR_INPUT = "input"
-TENSOR_SHAPE = (3, INPUT_SIZE, INPUT_SIZE)
-TENSOR_VALUES = 3 * INPUT_SIZE * INPUT_SIZE
 INPUT_TYPES = {IMAGE_INPUT: "BYTES", TENSOR_INPUT: "FP32"}
-HEADER_LENGTH = "Inference-Header-Content-Length"
 REQUEST_PARAMETERS = ("binary_data_output", "timeout")
 INPUT_PARAMETERS = ("binary_data_size",)
 OUTPUT_PARAMETERS = ("binary_data", "classification")
-_LENGTH = struct.Struct("<I")
 _DECODER = msgspec.json.Decoder(InferRequest)
 
 
@@ -56,17 +61,13 @@ class InferCall:
     timeout_s: float | None  # parameters.timeout, in seconds
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(Problems.INVALID_TENSOR, message)
-
-
 def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     """(the JSON object, the binary tensor data after it) as Inference-Header-Content-Length divides the body."""
     if header_length is None:
         return body, b""
     text = header_length.strip()
     if not (text.isascii() and text.isdigit() and len(text) <= 18 and 0 < int(text) <= len(body)):
-        raise _invalid(f"{HEADER_LENGTH}={header_length[:40]!r} is not a length from 1 to the body's {len(body)} bytes")
+        raise invalid(f"{HEADER_LENGTH}={header_length[:40]!r} is not a length from 1 to the body's {len(body)} bytes")
     return body[: int(text)], body[int(text) :]
 
 
@@ -93,19 +94,15 @@ def _check_parameters(parameters: Parameters, accepted: tuple[str, ...], where: 
 def _flag(parameters: Parameters, key: str, where: str, default: bool) -> bool:
     value = parameters.get(key, default)
     if not isinstance(value, bool):
-        raise _invalid(f"{where} parameter {key!r} must be true or false, not {value!r}")
+        raise invalid(f"{where} parameter {key!r} must be true or false, not {value!r}")
     return value
-
-
-def _integer(value: Parameter) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _timeout_s(parameters: Parameters) -> float | None:
     """parameters.timeout: microseconds, as Triton's schedule policy defines it."""
     if "timeout" not in parameters:
         return None
-    micros = _integer(parameters["timeout"])
+    micros = integer(parameters["timeout"])
     if micros is None or micros < 1:
         raise ApiError(
             Problems.INVALID_TIMEOUT,
@@ -125,7 +122,7 @@ def parse_infer(body: bytes, header_length: str | None, heads: dict[str, int], m
     binary_default = _flag(parsed.parameters, "binary_data_output", "the request", False)
     if len(parsed.inputs) != 1:
         names = ", ".join(repr(one.name) for one in parsed.inputs)
-        raise _invalid(f"{len(parsed.inputs)} inputs ({names}); send exactly one: {IMAGE_INPUT!r} or {TENSOR_INPUT!r}")
+        raise invalid(f"{len(parsed.inputs)} inputs ({names}); send exactly one: {IMAGE_INPUT!r} or {TENSOR_INPUT!r}")
     outputs = _outputs(parsed, heads, binary_default)
     timeout_s = _timeout_s(parsed.parameters)
     images = _read_input(parsed.inputs[0], binary, max_images)  # last: it decodes the tensors' data
@@ -144,18 +141,18 @@ def _read_input(tensor: RequestInput, binary: bytes, max_images: int) -> list[Im
     """The one input's name, datatype, shape, parameters and data, checked; its images or tensors."""
     name = tensor.name
     if name not in INPUT_TYPES:
-        raise _invalid(
+        raise invalid(
             f"unknown input {name!r}; this model takes {IMAGE_INPUT!r} (BYTES [N], encoded images) "
             f"or {TENSOR_INPUT!r} (FP32 [N, 3, 224, 224], ImageNet-normalised)"
         )
     where = f"input {name!r}"
     if tensor.datatype != INPUT_TYPES[name]:
-        raise _invalid(f"{where} has datatype {tensor.datatype!r}; it takes {INPUT_TYPES[name]}")
+        raise invalid(f"{where} has datatype {tensor.datatype!r}; it takes {INPUT_TYPES[name]}")
     expected = "[N]" if name == IMAGE_INPUT else "[N, 3, 224, 224]"
     if not tensor.shape or (name == IMAGE_INPUT) != (len(tensor.shape) == 1) or tensor.shape[0] < 1:
-        raise _invalid(f"{where} has shape {tensor.shape}; it takes {expected} with N >= 1")
+        raise invalid(f"{where} has shape {tensor.shape}; it takes {expected} with N >= 1")
     if name == TENSOR_INPUT and tuple(tensor.shape[1:]) != TENSOR_SHAPE:
-        raise _invalid(f"{where} has shape {tensor.shape}; it takes {expected}")
+        raise invalid(f"{where} has shape {tensor.shape}; it takes {expected}")
     count = tensor.shape[0]
     if count > max_images:
         raise ApiError(
@@ -166,91 +163,16 @@ def _read_input(tensor: RequestInput, binary: bytes, max_images: int) -> list[Im
     _check_parameters(tensor.parameters, INPUT_PARAMETERS, where)
     in_binary, in_json = "binary_data_size" in tensor.parameters, len(tensor.data) > 0
     if in_binary == in_json:
-        raise _invalid(f"{where}: give its `data`, or parameters.binary_data_size and binary data after the JSON")
+        raise invalid(f"{where}: give its `data`, or parameters.binary_data_size and binary data after the JSON")
     if in_json and binary:
-        raise _invalid(f"{len(binary)} bytes follow the JSON, but no input declares binary_data_size")
-    data = _binary_data(tensor, binary, where) if in_binary else None
+        raise invalid(f"{len(binary)} bytes follow the JSON, but no input declares binary_data_size")
+    data = binary_section(tensor, binary, where) if in_binary else None
     if name == IMAGE_INPUT:
         if data is None:
-            return _json_images(tensor, count, where)
-        return [ImageInput(f"{where}[{index}]", blob) for index, blob in enumerate(_split_bytes(data, count, where))]
-    values = _binary_floats(data, count, where) if data is not None else _json_floats(tensor, count, where)
+            return json_images(tensor, count, where)
+        return [ImageInput(f"{where}[{index}]", blob) for index, blob in enumerate(split_bytes(data, count, where))]
+    values = binary_floats(data, count, where) if data is not None else json_floats(tensor, count, where)
     return [TensorInput(f"{where}[{index}]", one) for index, one in enumerate(values.reshape(count, *TENSOR_SHAPE))]
-
-
-def _binary_data(tensor: RequestInput, binary: bytes, where: str) -> bytes:
-    declared = tensor.parameters["binary_data_size"]
-    size = _integer(declared)
-    if size is None or size < 0:
-        raise _invalid(f"{where} parameter 'binary_data_size' must be a byte count, not {declared!r}")
-    if size != len(binary):
-        raise _invalid(
-            f"{where} declares binary_data_size {size}, but {len(binary)} bytes follow the JSON "
-            f"({HEADER_LENGTH} {'absent' if not binary else 'divides the body there'})"
-        )
-    return binary
-
-
-def _split_bytes(data: bytes, count: int, where: str) -> list[bytes]:
-    """A BYTES tensor in binary: each element a 4-byte little-endian length, then its bytes; exactly `count`
-    (read element by element up to `count`, so a body of a million empty elements costs no more than `count`)."""
-    blobs, offset = [], 0
-    for index in range(count):
-        if offset + _LENGTH.size > len(data):
-            raise _invalid(f"{where} has shape [{count}] but its binary data ends inside element {index}'s length")
-        (length,) = _LENGTH.unpack_from(data, offset)
-        offset += _LENGTH.size
-        if offset + length > len(data):
-            raise _invalid(f"{where}: element {index} declares {length} bytes; {len(data) - offset} remain")
-        blobs.append(data[offset : offset + length])
-        offset += length
-    if offset != len(data):
-        raise _invalid(f"{where} has shape [{count}] but {len(data) - offset} bytes follow its last element")
-    return blobs
-
-
-def _json_images(tensor: RequestInput, count: int, where: str) -> list[ImageInput]:
-    try:
-        elements = msgspec.json.decode(tensor.data, type=list[str])
-    except msgspec.ValidationError as exc:
-        raise _invalid(f"{where}: data must be a list of base64 strings, one per image ({exc})") from None
-    if len(elements) != count:
-        raise _invalid(f"{where} has shape [{count}] but its data holds {len(elements)} elements")
-    return [decode_instance(f"{where}[{index}]", text, "") for index, text in enumerate(elements)]
-
-
-def _binary_floats(data: bytes, count: int, where: str) -> np.ndarray:
-    expected = count * TENSOR_VALUES * 4
-    if len(data) != expected:
-        raise _invalid(f"{where}: {len(data)} bytes of binary data; FP32 [{count}, 3, 224, 224] is {expected}")
-    return _finite(np.frombuffer(data, dtype="<f4"), where)
-
-
-_NESTED = list[list[list[list[float]]]]
-
-
-def _json_floats(tensor: RequestInput, count: int, where: str) -> np.ndarray:
-    """FP32 data in JSON: numbers, flat or nested as [N][3][224][224] (the protocol allows both)."""
-    array = None
-    for kind in (list[float], _NESTED):
-        try:
-            values = msgspec.json.decode(tensor.data, type=kind)
-        except msgspec.ValidationError:
-            continue
-        try:
-            array = np.asarray(values, dtype=np.float32)
-        except ValueError:  # ragged nesting
-            array = None
-        break
-    if array is None or array.shape not in ((count * TENSOR_VALUES,), (count, *TENSOR_SHAPE)):
-        raise _invalid(f"{where}: data must be {count} x 3 x 224 x 224 numbers, flat or nested as [N][3][224][224]")
-    return _finite(array.reshape(-1), where)
-
-
-def _finite(values: np.ndarray, where: str) -> np.ndarray:
-    if not np.isfinite(values).all():
-        raise _invalid(f"{where} holds NaN or infinite values")
-    return values
 
 
 def _outputs(parsed: InferRequest, heads: dict[str, int], binary_default: bool) -> list[OutputChoice]:
@@ -258,17 +180,17 @@ def _outputs(parsed: InferRequest, heads: dict[str, int], binary_default: bool) 
     if isinstance(parsed.outputs, msgspec.UnsetType):
         return [OutputChoice(head, 0, binary_default) for head in heads]
     if not parsed.outputs:
-        raise _invalid("`outputs` is empty; name at least one output, or leave `outputs` out for all of them")
+        raise invalid("`outputs` is empty; name at least one output, or leave `outputs` out for all of them")
     choices: list[OutputChoice] = []
     for output in parsed.outputs:
         where = f"output {output.name!r}"
         if output.name not in heads:
-            raise _invalid(f"unknown output {output.name!r}; this server's outputs: {', '.join(heads)}")
+            raise invalid(f"unknown output {output.name!r}; this server's outputs: {', '.join(heads)}")
         if any(choice.head == output.name for choice in choices):
-            raise _invalid(f"{where} is requested twice")
+            raise invalid(f"{where} is requested twice")
         _check_parameters(output.parameters, OUTPUT_PARAMETERS, where)
         classes = heads[output.name]
-        count = _integer(output.parameters.get("classification", 0))
+        count = integer(output.parameters.get("classification", 0))
         if count is None or not 0 <= count <= classes:
             raise ApiError(
                 Problems.INVALID_TOP_K,
@@ -293,7 +215,7 @@ def encode_infer(call: InferCall, result: ClassifyResult, model: str, version: s
             shape = [len(result.images), choice.classification]
             output = ResponseOutput(name=choice.head, datatype="BYTES", shape=shape)
             if choice.binary:
-                blobs.append(b"".join(_LENGTH.pack(len(element)) + element for element in elements))
+                blobs.append(b"".join(LENGTH.pack(len(element)) + element for element in elements))
             else:
                 output.data = [element.decode() for element in elements]
         else:
