@@ -29,6 +29,16 @@ class ErrorAnswer(Struct):
     error: ErrorDetail
 
 
+class PlainErrorAnswer(Struct, omit_defaults=True):
+    """An error as the Open Inference Protocol and KServe V1 answer it: `error` is the message itself.
+
+    `code` and `request_id` are ours, beside it (a client of the protocol reads `error` alone)."""
+
+    error: str
+    code: ErrorCode
+    request_id: str | UnsetType = UNSET
+
+
 class Status(Struct, omit_defaults=True):
     status: WorkerStatus | Literal["alive"]
     detail: str | UnsetType = UNSET  # why not ready or not live, in words

@@ -193,7 +193,7 @@ class GuardedH11Protocol(H11Protocol):
             await self.inner_app(scope, receive, send)
             return
         self.count(error)
-        for message in refusal_messages(error):
+        for message in refusal_messages(error, scope["path"]):
             await send(message)
 
     def refusal_for(self, scope: Any) -> ApiError | None:

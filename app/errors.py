@@ -36,7 +36,16 @@ class Problems:
         "repeated_parameter", 400, "invalid_request", "A parameter or JSON key given more than once."
     )
     INVALID_TIMEOUT = Problem(
-        "invalid_timeout", 400, "invalid_request", "X-Request-Timeout-Ms is not one positive integer."
+        "invalid_timeout",
+        400,
+        "invalid_request",
+        "X-Request-Timeout-Ms (or OIP V2's parameters.timeout) is not one positive integer.",
+    )
+    INVALID_TENSOR = Problem(
+        "invalid_tensor",
+        400,
+        "invalid_request",
+        "An OIP V2 input, output or parameter does not fit the model: name, datatype, shape, size or value.",
     )
     MALFORMED_JSON = Problem("malformed_json", 400, "invalid_request", "The JSON body does not parse or fit.")
     MALFORMED_BASE64 = Problem("malformed_base64", 400, "invalid_request", "An instance is not valid base64.")
@@ -48,6 +57,9 @@ class Problems:
         "unauthorized", 401, "unauthorized", "No API key, or one that is not accepted (Bearer or X-API-Key)."
     )
     NOT_FOUND = Problem("not_found", 404, "not_found", "No such route.")
+    MODEL_NOT_FOUND = Problem(
+        "model_not_found", 404, "not_found", "No such model or model version (OIP V2, KServe V1): resnet50."
+    )
     METHOD_NOT_ALLOWED = Problem("method_not_allowed", 405, "method_not_allowed", "The route takes another method.")
     REQUEST_TIMEOUT = Problem(
         "request_timeout", 408, "request_timeout", "The header or body stalled (header_timeout_s, body_timeout_s)."

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from app.frontends import operations, page, rest_v1
+from app.frontends import kserve_v1, oip_v2, operations, page, rest_v1
 from app.frontends.access_log import AccessLogMiddleware
 from app.frontends.auth import access_middleware
 from app.frontends.errors import EXCEPTION_HANDLERS
@@ -28,6 +28,22 @@ ROUTES = [
     Route("/readyz", operations.readyz, methods=["GET"]),
     Route("/metrics", operations.metrics, methods=["GET"]),
     Route("/openapi.json", operations.openapi, methods=["GET"]),
+    # The Open Inference Protocol V2 (REST): every model route with and without /versions/{model_version}.
+    Route("/v2", oip_v2.server_metadata, methods=["GET"]),
+    Route("/v2/health/live", oip_v2.server_live, methods=["GET"]),
+    Route("/v2/health/ready", oip_v2.server_ready, methods=["GET"]),
+    *(
+        Route(f"/v2/models/{{model_name}}{version}{suffix}", handler, methods=[method])
+        for version in ("", "/versions/{model_version}")
+        for suffix, handler, method in (
+            ("", oip_v2.model_metadata, "GET"),
+            ("/ready", oip_v2.model_ready, "GET"),
+            ("/infer", oip_v2.infer, "POST"),
+        )
+    ),
+    # KServe V1.
+    Route("/v1/models/{model_name}:predict", kserve_v1.predict, methods=["POST"]),
+    Route("/v1/models/{model_name}", kserve_v1.model_status, methods=["GET"]),
     *page.ROUTES,  # the page at / and its files: no API key needed to load it
 ]
 

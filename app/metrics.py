@@ -16,8 +16,10 @@ from app.worker_states import MULTIPROC_ENV
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
+# The kubelet's probes, ours and the Open Inference Protocol's: no API key, served over the connection cap.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
 # Probes and scrapes are not traffic: they would inflate in-flight (an HPA metric) and the request counters.
-UNTRACKED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+UNTRACKED_PATHS = PROBE_PATHS | {"/metrics"}
 DROP_REASONS = ("deadline", "disconnect")
 DROP_STAGES = ("decode", "queue")
 CACHE_BOUNDS = ("entries", "bytes")  # which bound of the response cache evicted an answer

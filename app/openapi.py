@@ -7,21 +7,50 @@ from typing import Any
 import msgspec
 
 from app import __version__
-from app.answers import ErrorAnswer, JsonPredictRequest, ModelsAnswer, PredictAnswer, Status
-from app.errors import problems_with_status
+from app.answers import ErrorAnswer, JsonPredictRequest, ModelsAnswer, PlainErrorAnswer, PredictAnswer, Status
+from app.answers_kserve import (
+    InferRequest,
+    InferResponse,
+    KServeModelStatus,
+    KServePredictAnswer,
+    KServePredictRequest,
+    ModelMetadata,
+    ServerMetadata,
+)
 from app.frontends import page
 from app.frontends.auth import EXEMPT_PATHS
+from app.frontends.errors import speaks_plain_errors
 from app.frontends.ports import METRICS_PATH
 from app.frontends.request_ids import HEADER as REQUEST_ID
 from app.frontends.request_ids import SANE_ID
 from app.imaging import ACCEPTED_CONTENT_TYPES
-from app.settings import HEADS, MAX_TOP_K, TIMEOUT_HEADER, Settings
+from app.openapi_kserve import kserve_paths
+from app.openapi_parts import (
+    PREDICT_ERROR_STATUSES,
+    error_response,
+    get_operation,
+    json_content,
+    query_parameters,
+    timeout_parameter,
+)
+from app.settings import Settings
 
 REF = "#/components/schemas/{name}"
-ANSWER_TYPES = (PredictAnswer, ModelsAnswer, Status, ErrorAnswer, JsonPredictRequest)
-PREDICT_ERROR_STATUSES = (400, 408, 413, 415, 431, 500, 503, 504)  # 408 and 431: app/connections.py, any route
-RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
-CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": 'Bearer realm="visionserve"'}}
+ANSWER_TYPES = (
+    PredictAnswer,
+    ModelsAnswer,
+    Status,
+    ErrorAnswer,
+    JsonPredictRequest,
+    PlainErrorAnswer,
+    ServerMetadata,
+    ModelMetadata,
+    InferRequest,
+    InferResponse,
+    KServeModelStatus,
+    KServePredictRequest,
+    KServePredictAnswer,
+)
 REQUEST_ID_ANSWERED = {
     "schema": {"type": "string"},
     "description": "The request's id: yours when it was sane, else a new one; the access log and errors name it.",
@@ -38,20 +67,6 @@ def _schemas() -> tuple[dict[str, dict], dict[str, Any]]:
     return {kind.__name__: ref for kind, ref in zip(ANSWER_TYPES, refs, strict=True)}, components
 
 
-def _json(description: str, schema: dict, headers: dict | None = None) -> dict:
-    response: dict = {"description": description, "content": {"application/json": {"schema": schema}}}
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-def error_response(status: int, error_schema: dict) -> dict:
-    """One status's response: the catalogue's problems with that status, by code."""
-    problems = problems_with_status(status)
-    description = "; ".join(f"`{problem.code}`: {problem.summary}" for problem in problems)
-    return _json(description, error_schema, {503: RETRY_AFTER, 401: CHALLENGE}.get(status))
-
-
 def _predict(settings: Settings, refs: dict[str, dict]) -> dict:
     binary = {"schema": {"type": "string", "format": "binary"}}
     multipart = {
@@ -61,27 +76,7 @@ def _predict(settings: Settings, refs: dict[str, dict]) -> dict:
     }
     return {
         "summary": "Classify one or more images with the ImageNet-1k and/or CIFAR-10 head.",
-        "parameters": [
-            {
-                "name": "heads",
-                "in": "query",
-                "schema": {"type": "string", "default": "imagenet"},
-                "description": f"Comma-separated heads: {', '.join(HEADS)}. Both cost one backbone pass.",
-            },
-            {
-                "name": "top_k",
-                "in": "query",
-                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": settings.default_top_k},
-            },
-            {
-                "name": TIMEOUT_HEADER,
-                "in": "header",
-                "schema": {"type": "integer", "minimum": 1},
-                "description": "The request's deadline in milliseconds (capped at request_timeout_s, "
-                f"{round(settings.request_timeout_s * 1000)} ms here): images not run by then are dropped and the "
-                "answer is 504.",
-            },
-        ],
+        "parameters": [*query_parameters(settings), timeout_parameter(settings)],
         "requestBody": {
             "required": True,
             "content": {
@@ -91,7 +86,7 @@ def _predict(settings: Settings, refs: dict[str, dict]) -> dict:
             },
         },
         "responses": {
-            "200": _json("Top-k labels per image and head.", refs["PredictAnswer"]),
+            "200": json_content("Top-k labels per image and head.", refs["PredictAnswer"]),
             **{str(status): error_response(status, refs["ErrorAnswer"]) for status in PREDICT_ERROR_STATUSES},
         },
     }
@@ -107,18 +102,15 @@ def _with_request_ids(paths: dict) -> dict:
     return paths
 
 
-def _get(summary: str, responses: dict) -> dict:
-    return {"get": {"summary": summary, "responses": responses}}
-
-
-def _secure(paths: dict, settings: Settings, error_schema: dict) -> dict:
+def _secure(paths: dict, settings: Settings, refs: dict[str, dict]) -> dict:
     """Every operation but the probes and the page (and /metrics on its own port) answers 401 without a key."""
     for path, item in paths.items():
         for operation in item.values():
             if path in EXEMPT_PATHS or (path == METRICS_PATH and settings.metrics_port):
                 operation["security"] = []
             else:
-                operation["responses"]["401"] = error_response(401, error_schema)
+                schema = refs["PlainErrorAnswer" if speaks_plain_errors(path) else "ErrorAnswer"]
+                operation["responses"]["401"] = error_response(401, schema)
     return paths
 
 
@@ -133,17 +125,21 @@ def openapi_document(settings: Settings) -> dict:
         metrics_elsewhere = {"404": error_response(404, refs["ErrorAnswer"])}
     paths = {
         "/v1/predict": {"post": _predict(settings, refs)},
-        "/v1/models": _get(
+        "/v1/models": get_operation(
             "Heads, labels, weights sources, device and batching settings.",
-            {"200": _json("Model description.", refs["ModelsAnswer"]), "503": _json("Still loading.", status)},
+            {
+                "200": json_content("Model description.", refs["ModelsAnswer"]),
+                "503": json_content("Still loading.", status),
+            },
         ),
-        "/healthz": _get("Liveness: the process answers.", {"200": _json("Alive.", status)}),
-        "/readyz": _get(
+        "/healthz": get_operation("Liveness: the process answers.", {"200": json_content("Alive.", status)}),
+        "/readyz": get_operation(
             "Readiness: weights loaded, warmed up, not draining.",
-            {"200": _json("Ready.", status), "503": _json("Loading, draining or failed.", status)},
+            {"200": json_content("Ready.", status), "503": json_content("Loading, draining or failed.", status)},
         ),
-        METRICS_PATH: _get(metrics, {"200": text, **metrics_elsewhere}),
-        "/openapi.json": _get("This document.", {"200": _json("OpenAPI 3.1.", {"type": "object"})}),
+        METRICS_PATH: get_operation(metrics, {"200": text, **metrics_elsewhere}),
+        "/openapi.json": get_operation("This document.", {"200": json_content("OpenAPI 3.1.", {"type": "object"})}),
+        **kserve_paths(settings, refs),
         **page.openapi_paths(),
     }
     document: dict = {
@@ -155,7 +151,7 @@ def openapi_document(settings: Settings) -> dict:
             f"an `{REQUEST_ID}` header: the one the request sent when it matches `{SANE_ID.pattern}`, else a new id; "
             "the access log and error answers name it.",
         },
-        "paths": _with_request_ids(_secure(paths, settings, refs["ErrorAnswer"]) if settings.api_keys_file else paths),
+        "paths": _with_request_ids(_secure(paths, settings, refs) if settings.api_keys_file else paths),
         "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
     }
     if settings.api_keys_file:

@@ -9,13 +9,16 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from app.batching import Batched, Batcher, DeadlineExceededError, QueueFullError, ShuttingDownError
 from app.errors import ApiError, Problems
-from app.imaging import declared_pixels, preprocess
+from app.imaging import INPUT_SIZE, declared_pixels, preprocess
 from app.metrics import Metrics
-from app.models.classifier import Classifier, Ranked, Sample
+from app.models.classifier import Classified, Classifier, Ranked, Sample
+from app.models.network import pixels_from_normalised
 from app.response_cache import ResponseCache
 from app.settings import Settings
 
@@ -32,13 +35,22 @@ class ImageInput:
 
 
 @dataclass(frozen=True)
+class TensorInput:
+    """One image the client already preprocessed: 3 x 224 x 224 float32, ImageNet-normalised (OIP V2's `input`)."""
+
+    name: str
+    tensor: np.ndarray
+
+
+@dataclass(frozen=True)
 class ClassifyRequest:
     """What every front end parses its wire format into."""
 
-    images: list[ImageInput]
+    images: list[ImageInput] | list[TensorInput]
     heads: frozenset[str]
     top_k: int
     timeout_s: float | None = None  # the client's deadline; the server's request_timeout_s caps it
+    scores: bool = False  # every class's probability per head too, not only the top-k
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class ImageResult:
     queue_s: float
     inference_s: float
     batch_size: int  # 0 when the answer came from the response cache
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # head -> probabilities, when the request asked
     cached: bool = False
 
 
@@ -65,11 +78,11 @@ class Pipeline:
         settings: Settings,
         *,
         classifier: Classifier,
-        batcher: Batcher[Sample, Ranked],
+        batcher: Batcher[Sample, Classified],
         decode_pool: Executor,
         metrics: Metrics,
         draining: Callable[[], bool],
-        cache: ResponseCache[Ranked] | None = None,
+        cache: ResponseCache[Classified] | None = None,
     ) -> None:
         self.settings = settings
         self.classifier = classifier
@@ -77,7 +90,7 @@ class Pipeline:
         self._decode_pool = decode_pool
         self._metrics = metrics
         self._draining = draining
-        self.cache: ResponseCache[Ranked] = cache if cache is not None else ResponseCache(0, 0)
+        self.cache: ResponseCache[Classified] = cache if cache is not None else ResponseCache(0, 0)
 
     def timeout_s(self, request: ClassifyRequest) -> float:
         limit = self.settings.request_timeout_s
@@ -101,10 +114,11 @@ class Pipeline:
         lookup = self.cache.lookup(request)
         missing = [request.images[position] for position in lookup.missing]
         ran = await self._run(replace(request, images=missing), len(request.images) > 1) if missing else []
-        self.cache.store(lookup, [image.ranked for image in ran])
+        self.cache.store(lookup, [Classified(image.ranked, image.scores) for image in ran])
         fresh = iter(ran)
         images = [
-            next(fresh) if hit is None else ImageResult(hit, 0.0, 0.0, 0.0, 0, cached=True) for hit in lookup.found
+            next(fresh) if hit is None else ImageResult(hit.ranked, 0.0, 0.0, 0.0, 0, hit.scores, cached=True)
+            for hit in lookup.found
         ]
         self._metrics.images.inc(len(images))
         for head in request.heads:
@@ -124,7 +138,7 @@ class Pipeline:
                 async with self.batcher.admit(len(request.images)) as admission:  # refused before any decoding
                     samples, decode_s = await self._decode_all(request, named)
                     stage, futures = "queue", admission.submit(samples, deadline)
-                batched: list[Batched[Ranked]] = await asyncio.gather(*futures)
+                batched: list[Batched[Classified]] = await asyncio.gather(*futures)
         except QueueFullError as exc:
             raise self._unavailable(exc) from None
         except (TimeoutError, DeadlineExceededError):
@@ -134,7 +148,7 @@ class Pipeline:
             self._drop(request, stage, futures, "disconnect")
             raise
         return [
-            ImageResult(one.value, seconds, one.queue_s, one.inference_s, one.batch_size)
+            ImageResult(one.value.ranked, seconds, one.queue_s, one.inference_s, one.batch_size, one.value.scores)
             for one, seconds in zip(batched, decode_s, strict=True)
         ]
 
@@ -153,7 +167,7 @@ class Pipeline:
                 accepted={"max_images": self.settings.max_images},
             )
         budget = self.settings.max_request_pixels
-        pixels = sum(declared_pixels(image.data) for image in request.images)  # headers only, nothing decoded
+        pixels = sum(_declared_pixels(image) for image in request.images)  # headers only, nothing decoded
         if pixels > budget:
             raise ApiError(
                 Problems.PIXEL_BUDGET_EXCEEDED,
@@ -195,26 +209,27 @@ class Pipeline:
         return {"Retry-After": str(seconds)}
 
     def retry_pause_s(self, drain_s: float, retry: dict[str, str]) -> float:
-        """How long the refused connection is not read again: about until the queue has room (x1 to x1.5, spread),
-        at least a batch's time, never past Retry-After nor retry_pause_max_s. A client that honours Retry-After
-        never notices; one that retries at once waits for room instead of costing a refusal each round trip."""
+        """How long the refused connection is not read again (app/connections.py): about until the queue has room
+        (x1 to x1.5, spread), at least a batch's time, never past Retry-After nor retry_pause_max_s (0: no pause)."""
         ceiling = min(self.settings.retry_pause_max_s, float(retry["Retry-After"]))
-        if ceiling <= 0:
-            return 0.0
         least = self.settings.max_batch_ms / 1000.0
-        return min(ceiling, max(least, drain_s) * random.uniform(1.0, 1.5))
+        return min(ceiling, max(least, drain_s) * random.uniform(1.0, 1.5)) if ceiling > 0 else 0.0
 
     async def _decode_all(self, request: ClassifyRequest, named: bool) -> tuple[list[Sample], list[float]]:
         loop = asyncio.get_running_loop()
         limit = self.settings.max_pixels
 
-        def timed(data: bytes) -> tuple[Sample, float]:
+        def timed(image: ImageInput | TensorInput) -> tuple[Sample, float]:
             start = time.perf_counter()
-            sample = Sample(preprocess(data, limit), request.heads, request.top_k)
+            if isinstance(image, TensorInput):
+                pixels = pixels_from_normalised(image.tensor)
+            else:
+                pixels = preprocess(image.data, limit)
+            sample = Sample(pixels, request.heads, request.top_k, request.scores)
             return sample, time.perf_counter() - start
 
         outcomes = await asyncio.gather(
-            *(loop.run_in_executor(self._decode_pool, timed, image.data) for image in request.images),
+            *(loop.run_in_executor(self._decode_pool, timed, image) for image in request.images),
             return_exceptions=True,
         )
         for image, outcome in zip(request.images, outcomes, strict=True):
@@ -227,3 +242,8 @@ class Pipeline:
         for _, seconds in outcomes:
             self._metrics.preprocess_seconds.observe(seconds)
         return [sample for sample, _ in outcomes], [seconds for _, seconds in outcomes]
+
+
+def _declared_pixels(image: ImageInput | TensorInput) -> int:
+    """What an input's header declares (an encoded image), or its fixed size (a preprocessed tensor)."""
+    return INPUT_SIZE * INPUT_SIZE if isinstance(image, TensorInput) else declared_pixels(image.data)

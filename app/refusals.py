@@ -1,7 +1,8 @@
 """A refusal (an ApiError) as the bytes or ASGI messages of its JSON answer, for app/connections.py.
 
 The connection protocol answers before Starlette (or instead of it), so it cannot use the exception handlers; these
-build the same `{"error": ...}` body from the same catalogue, and always close the connection.
+build the same `{"error": ...}` body from the same catalogue (in the shape of the path's protocol, when the path is
+known), and always close the connection.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 
 from msgspec import UNSET
 
-from app.answers import ErrorAnswer, ErrorDetail, encode
+from app.answers import ErrorAnswer, ErrorDetail, PlainErrorAnswer, encode
 from app.errors import ApiError
+from app.frontends.errors import speaks_plain_errors
 
 HTTP_VERSION_LINE = len(b" HTTP/1.1\r\n")
 Headers = list[tuple[bytes, bytes]]
@@ -25,8 +27,10 @@ def head_size(scope: dict[str, Any]) -> int:
     return len(scope["method"]) + 1 + target + HTTP_VERSION_LINE + headers + 2
 
 
-def refusal_body(error: ApiError) -> bytes:
-    """The catalogue's JSON error answer."""
+def refusal_body(error: ApiError, path: str = "") -> bytes:
+    """The catalogue's JSON error answer, in the shape of `path`'s protocol."""
+    if speaks_plain_errors(path):
+        return encode(PlainErrorAnswer(error.message, error.code))
     accepted = UNSET if error.accepted is None else error.accepted
     return encode(ErrorAnswer(ErrorDetail(error.code, error.message, accepted)))
 
@@ -36,9 +40,9 @@ def refusal_headers(error: ApiError, body: bytes) -> Headers:
     return [(name.lower().encode(), value.encode()) for name, value in (headers | error.headers).items()]
 
 
-def refusal_messages(error: ApiError) -> list[dict[str, Any]]:
-    """The ASGI messages of the answer, for a refusal inside a request cycle."""
-    body = refusal_body(error)
+def refusal_messages(error: ApiError, path: str) -> list[dict[str, Any]]:
+    """The ASGI messages of the answer, for a refusal inside a request cycle (to a request for `path`)."""
+    body = refusal_body(error, path)
     start = {"type": "http.response.start", "status": error.status, "headers": refusal_headers(error, body)}
     return [start, {"type": "http.response.body", "body": body}]
 

@@ -71,10 +71,14 @@ def request_json(url: str, timeout: float, body: bytes | None = None, content_ty
 
 
 def _server_error(exc: urllib.error.HTTPError) -> CommandError:
-    """Our services answer {"error": {"code", "message"}}; anything else (a proxy's page) is shown briefly."""
+    """Our services answer {"error": {"code", "message"}} (or under /v2, {"error": "<message>", "code"}); anything
+    else (a proxy's page) is shown briefly."""
     body = exc.read()
     try:
-        error = json.loads(body)["error"]
+        document = json.loads(body)
+        error = document["error"]
+        if isinstance(error, str):
+            return CommandError(f"{exc.code} {document['code']}: {error}")
         return CommandError(f"{exc.code} {error['code']}: {error['message']}")
     except (ValueError, KeyError, TypeError):
         text = body.decode(errors="replace").strip()[:200] or "(no body)"

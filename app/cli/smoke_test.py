@@ -1,4 +1,5 @@
-"""Post-deploy smoke test: alive, ready, describes its model, classifies a picture with every head, exports metrics.
+"""Post-deploy smoke test: alive, ready (also by the Open Inference Protocol's probe), describes its model, classifies
+a picture with every head, exports metrics.
 
 visionserve smoke-test --url http://visionserve.ml.svc:80     # also what `helm test` runs
 """
@@ -17,6 +18,8 @@ EXITS = f"""exit codes:
   {OK}  every check passed
   {FAILED}  a check failed: `smoke test FAILED: ...` on stderr
   {USAGE}  usage error"""
+# Probes checked after /readyz: liveness, and the Open Inference Protocol's readiness (200 ready, 400 not).
+PROBES = {"/healthz": "answers", "/v2/health/ready": "ready (Open Inference Protocol V2)"}
 REQUIRED_METRICS = ("visionserve_requests_total", "visionserve_ready", "visionserve_inference_seconds")
 
 
@@ -77,14 +80,19 @@ def _refused_without_key(url: str) -> str:
 
 
 def check(url: str, timeout_s: float, key: str = "", metrics_url: str | None = None) -> list[str]:
-    """Liveness, readiness, the model, one prediction per available head, metrics; raise on the first failure.
+    """Liveness, readiness (ours and OIP V2's), the model, one prediction per available head, metrics; raise on the
+    first failure.
 
     The probes are checked without the key (the kubelet has none); the rest with it, when given."""
     report: list[str] = []
     wait_ready(url, timeout_s)  # a starting pod does not listen until its model is warm
     report.append("PASS /readyz ready")
-    request(f"{url}/healthz", timeout=10)
-    report.append("PASS /healthz answers")
+    for path, passed in PROBES.items():  # without a key, as the kubelet asks
+        try:
+            request(f"{url}{path}", timeout=10)
+        except CommandError as exc:
+            raise RuntimeError(f"{path}: {exc}") from None
+        report.append(f"PASS {path} {passed}")
     if key:
         report.append(f"PASS {_refused_without_key(url)}")
     described = request_json(f"{url}/v1/models", timeout=10, api_key=key)

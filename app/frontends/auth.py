@@ -15,13 +15,14 @@ from app.errors import Problems
 from app.frontends.errors import refuse
 from app.frontends.page import PAGE_PATHS
 from app.frontends.ports import MetricsPortMiddleware, on_metrics_port
+from app.metrics import PROBE_PATHS
 from app.settings import Settings
 
 log = logging.getLogger("visionserve")
 
 # The kubelet's probes carry no key; the page and its files must load without one, so that a user can enter one
 # (the API calls it makes still need it).
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", *PAGE_PATHS})
+EXEMPT_PATHS = PROBE_PATHS | PAGE_PATHS
 ACCEPTED = ["Authorization: Bearer <key>", "X-API-Key: <key>"]
 CLIENT_KEY_VARIABLE = "VISIONSERVE_API_KEY"
 

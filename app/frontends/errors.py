@@ -1,4 +1,8 @@
-"""Exception handlers: every refusal answered from the error catalogue, counted under its reason."""
+"""Exception handlers: every refusal answered from the error catalogue, counted under its reason.
+
+A refusal is JSON in the shape its protocol speaks: ours, `{"error": {"code", "message", ...}}`, or under the
+Open Inference Protocol's and KServe V1's paths theirs, `{"error": "<message>"}` (with our code beside it).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from app.answers import ErrorAnswer, ErrorDetail
+from app.answers import ErrorAnswer, ErrorDetail, PlainErrorAnswer
 from app.errors import ApiError, Problem, Problems
 from app.frontends.json_response import answer
 from app.frontends.request_ids import HEADER, new_request_id, request_id_of
@@ -17,6 +21,13 @@ from app.frontends.request_ids import HEADER, new_request_id, request_id_of
 log = logging.getLogger("visionserve")
 
 _BY_HTTP_STATUS = {404: Problems.NOT_FOUND, 405: Problems.METHOD_NOT_ALLOWED}
+OIP_V2_PREFIX = "/v2"
+KSERVE_V1_PREFIX = "/v1/models/"  # /v1/models/{name} and its :predict; /v1/models alone is ours
+
+
+def speaks_plain_errors(path: str) -> bool:
+    """Whether refusals on `path` take the `{"error": "<message>"}` shape (OIP V2 and KServe V1, routed or not)."""
+    return path == OIP_V2_PREFIX or path.startswith((OIP_V2_PREFIX + "/", KSERVE_V1_PREFIX))
 
 
 def refuse(
@@ -34,6 +45,8 @@ def refuse(
     request.state.reason, request.state.code = problem.reason, problem.code
     request_id = request_id_of(request)
     message = message.encode("utf-8", "backslashreplace").decode()  # a lone surrogate from the client cannot encode
+    if speaks_plain_errors(request.url.path):
+        return answer(PlainErrorAnswer(message, problem.code, request_id or UNSET), problem.status, headers)
     detail = ErrorDetail(problem.code, message, UNSET if accepted is None else accepted, request_id or UNSET)
     return answer(ErrorAnswer(detail), problem.status, headers)
 

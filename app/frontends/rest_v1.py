@@ -23,7 +23,7 @@ from app.answers import (
     TotalTiming,
     WeightsDescription,
 )
-from app.errors import ApiError, Problems
+from app.frontends.admission import refuse_early_when_full, serving_pipeline
 from app.frontends.client_deadline import requested_timeout_s, unless_client_leaves
 from app.frontends.json_response import answer
 from app.frontends.rest_v1_request import parse_predict, read_body
@@ -35,24 +35,15 @@ from app.pipeline import ClassifyRequest, ClassifyResult, Pipeline
 from app.settings import Settings
 
 MODEL_NAME = "resnet50"
-DRAIN_LIMIT_BYTES = 64 * 1024  # a refused body up to this size is read and dropped rather than closing the connection
 
 
 def _worker(request: Request) -> Worker:
     return request.app.state.worker
 
 
-def _pipeline(worker: Worker) -> Pipeline:
-    """The pipeline, or 503 while the worker is still loading (draining workers keep serving)."""
-    if worker.pipeline is None:
-        retry = {"Retry-After": str(worker.settings.retry_after_s)}
-        raise ApiError(Problems.NOT_READY, f"the service is {worker.status}", headers=retry)
-    return worker.pipeline
-
-
 async def predict(request: Request) -> Response:
     worker = _worker(request)
-    pipeline = _pipeline(worker)
+    pipeline = serving_pipeline(worker)
     settings = worker.settings
     timeout_s = requested_timeout_s(request, settings.request_timeout_s)
     await refuse_early_when_full(request, pipeline)
@@ -62,21 +53,6 @@ async def predict(request: Request) -> Response:
     request.state.images = len(parsed.images)  # for the access log
     result = await unless_client_leaves(request, pipeline.classify(parsed))
     return answer(predict_answer(parsed, result, pipeline))
-
-
-async def refuse_early_when_full(request: Request, pipeline: Pipeline) -> None:
-    """503 before the body is parsed when the queue has no room: a small body is read and dropped (the connection
-    stays usable); a large or unsized one is left unread and the connection closes, as HTTP then requires."""
-    try:
-        pipeline.check_room()
-    except ApiError as refusal:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) <= DRAIN_LIMIT_BYTES:
-            async for _ in request.stream():
-                pass
-        else:
-            refusal.headers["Connection"] = "close"
-        raise
 
 
 async def models(request: Request) -> Response:

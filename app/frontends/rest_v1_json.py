@@ -21,7 +21,7 @@ MAX_INTEGER_CHARS = 20  # a sign and 19 digits: more than any count or top_k; lo
 MAX_PARAMETER_COMMAS = 16  # commas a JSON body may hold beyond two per instance: between fields, in heads
 
 
-def _too_many_images(count: int, limit: int) -> ApiError:
+def too_many_images(count: int, limit: int) -> ApiError:
     return ApiError(
         Problems.TOO_MANY_IMAGES,
         f"{count} images in one request; at most {limit}",
@@ -80,7 +80,7 @@ def _check_json_size(body: bytes, max_images: int) -> None:
     """
     instances = body.count(b'"b64"')
     if instances > max_images:
-        raise _too_many_images(instances, max_images)
+        raise too_many_images(instances, max_images)
     commas, budget = body.count(b","), 2 * max_images + MAX_PARAMETER_COMMAS
     if commas > budget:
         raise ApiError(
@@ -90,8 +90,10 @@ def _check_json_size(body: bytes, max_images: int) -> None:
         )
 
 
-def parse_json(body: bytes, params: Parameters, max_images: int) -> list[ImageInput]:
-    """Bound, parse, check the structure and count the instances; only then decode their base64 (in a thread)."""
+def load_document(body: bytes, max_images: int, example: object = JSON_EXAMPLE) -> dict[str, object]:
+    """Bound and parse a JSON body of base64 images into its top-level object (every key once, numbers in range).
+
+    Shared with KServe V1's :predict, whose body has the same shape of instances; `example` is what errors show."""
     _check_json_size(body, max_images)
     try:
         document = json.loads(
@@ -102,9 +104,15 @@ def parse_json(body: bytes, params: Parameters, max_images: int) -> list[ImageIn
             parse_constant=_json_constant,
         )
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ApiError(Problems.MALFORMED_JSON, f"the body is not valid JSON: {exc}", accepted=JSON_EXAMPLE) from None
+        raise ApiError(Problems.MALFORMED_JSON, f"the body is not valid JSON: {exc}", accepted=example) from None
     if not isinstance(document, dict):
-        raise ApiError(Problems.MALFORMED_JSON, "the JSON body must be an object", accepted=JSON_EXAMPLE)
+        raise ApiError(Problems.MALFORMED_JSON, "the JSON body must be an object", accepted=example)
+    return document
+
+
+def parse_json(body: bytes, params: Parameters, max_images: int) -> list[ImageInput]:
+    """Bound, parse, check the structure and count the instances; only then decode their base64 (in a thread)."""
+    document = load_document(body, max_images)
     unknown = sorted(set(document) - set(JSON_FIELDS))
     if unknown:
         raise ApiError(
@@ -131,11 +139,12 @@ def parse_json(body: bytes, params: Parameters, max_images: int) -> list[ImageIn
                 accepted=JSON_EXAMPLE,
             )
     if len(instances) > max_images:
-        raise _too_many_images(len(instances), max_images)
-    return [_decode_instance(index, instance["b64"]) for index, instance in enumerate(instances)]
+        raise too_many_images(len(instances), max_images)
+    return [decode_instance(f"instances[{index}]", instance["b64"]) for index, instance in enumerate(instances)]
 
 
-def _decode_instance(index: int, b64: str) -> ImageInput:
+def decode_instance(name: str, b64: str, field: str = ".b64") -> ImageInput:
+    """One base64 image (or data: URL) -> its bytes; 400 malformed_base64 naming it (`name` + `field`)."""
     text = b64.strip()
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]  # a data URL: keep the payload
@@ -144,7 +153,7 @@ def _decode_instance(index: int, b64: str) -> ImageInput:
     except (binascii.Error, ValueError) as exc:
         raise ApiError(
             Problems.MALFORMED_BASE64,
-            f"instances[{index}].b64 is not valid base64: {exc}",
+            f"{name}{field} is not valid base64: {exc}",
             accepted="standard base64 (RFC 4648), optionally as a data: URL",
         ) from None
-    return ImageInput(f"instances[{index}]", data)
+    return ImageInput(name, data)

@@ -44,7 +44,7 @@ def _too_large(size: int | str, limit: int) -> ApiError:
 
 async def parse_predict(request: Request, body: bytes, default_top_k: int, max_images: int) -> ClassifyRequest:
     """Turn the request into images + parameters, or raise a 4xx ApiError."""
-    params = _query_parameters(request)
+    params = query_parameters(request)
     if not body:
         raise ApiError(Problems.EMPTY_BODY, "the request body is empty; send an image", accepted=BODY_TYPES)
     raw_type = request.headers.get("content-type", "")
@@ -67,7 +67,7 @@ async def parse_predict(request: Request, body: bytes, default_top_k: int, max_i
     return ClassifyRequest(images, parse_heads(params.get("heads")), parse_top_k(params.get("top_k"), default_top_k))
 
 
-def _query_parameters(request: Request) -> Parameters:
+def query_parameters(request: Request) -> Parameters:
     items = request.query_params.multi_items()
     unknown = sorted({key for key, _ in items} - set(PARAMETERS))
     if unknown:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torchvision.models import resnet50
@@ -17,9 +18,24 @@ from app.settings import Settings
 
 log = logging.getLogger("visionserve")
 
-# ImageNet normalisation on 0-255 pixels: one source for the torch graph and OpenVINO's preprocessing.
+# ImageNet normalisation on 0-255 pixels: one source for the torch graph, OpenVINO's preprocessing and the
+# inverse below.
 MEAN_255 = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 STD_255 = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+_MEAN_CHW = np.array(MEAN_255, dtype=np.float32).reshape(3, 1, 1)
+_STD_CHW = np.array(STD_255, dtype=np.float32).reshape(3, 1, 1)
+
+
+def pixels_from_normalised(tensor: np.ndarray) -> np.ndarray:
+    """3 x H x W float, ImageNet-normalised (what clients that preprocess send) -> H x W x 3 uint8 pixels.
+
+    The inverse of Normalise, so the one runtime graph (uint8 in, normalisation inside) serves such clients too:
+    x * std + mean, rounded to the nearest pixel value and clipped to 0-255. A tensor made from 8-bit pixels comes
+    back exactly; finer values lose what lies under half a pixel step (at most 0.5 / (255 * std), about 0.009 in
+    normalised units), and values outside the pixel range are clipped to it.
+    """
+    pixels = np.rint(tensor.astype(np.float32) * _STD_CHW + _MEAN_CHW)
+    return np.ascontiguousarray(np.clip(pixels, 0, 255).astype(np.uint8).transpose(1, 2, 0))
 
 
 @dataclass(frozen=True)

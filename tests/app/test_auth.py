@@ -94,6 +94,15 @@ def test_every_key_is_accepted_as_bearer_or_x_api_key(main_port: TestClient, hea
 def test_probes_need_no_key(main_port: TestClient) -> None:
     assert main_port.get("/healthz").status_code == 200
     assert main_port.get("/readyz").json() == {"status": "loading"}
+    assert main_port.get("/v2/health/live").status_code == 200  # the Open Inference Protocol's probes too
+    assert main_port.get("/v2/health/ready").status_code == 400  # false: still loading
+
+
+def test_other_protocols_refuse_without_a_key_in_their_own_error_shape(main_port: TestClient) -> None:
+    for path in ("/v2", "/v2/models/resnet50/ready", "/v1/models/resnet50"):
+        response = main_port.get(path)
+        assert response.status_code == 401, path
+        assert response.json()["code"] == "unauthorized" and isinstance(response.json()["error"], str)
 
 
 def test_the_main_port_answers_metrics_with_404_even_with_a_key(main_port: TestClient) -> None:
@@ -140,7 +149,7 @@ def test_the_openapi_document_declares_the_schemes_and_the_401(main_port: TestCl
     assert spec["security"] == [{"bearerAuth": []}, {"apiKeyHeader": []}]
     for path, item in spec["paths"].items():
         for operation in item.values():
-            if path in {"/healthz", "/readyz", "/metrics"} or path in PAGE_PATHS:  # the page loads without a key
+            if path in {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"} or path in PAGE_PATHS:
                 assert operation["security"] == [] and "401" not in operation["responses"], path
             else:
                 unauthorized = operation["responses"]["401"]

@@ -201,10 +201,17 @@ def test_the_connection_over_the_cap_gets_503_json_but_probes_and_the_next_one_o
         }
         assert await closed_by_server(reader)
         writer.close()
-        reader, writer = await connect(served)  # a probe over the cap is answered, then its connection closed
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-        assert (await read_answer(reader)).status == 200
-        assert await closed_by_server(reader)
+        for probe in ("/healthz", "/v2/health/live"):  # a probe over the cap is answered, then its connection closed
+            reader, writer = await connect(served)
+            writer.write(f"GET {probe} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+            assert (await read_answer(reader)).status == 200
+            assert await closed_by_server(reader)
+            writer.close()
+        reader, writer = await connect(served)  # the Open Inference Protocol's refusal is in its own shape
+        writer.write(b"GET /v2/models/resnet50 HTTP/1.1\r\nHost: test\r\n\r\n")
+        oip = await read_answer(reader)
+        assert oip.status == 503 and oip.json()["code"] == "too_many_connections"
+        assert oip.json()["error"].startswith("this worker holds max_connections=4")
         writer.close()
         held[0][1].close()
         await held[0][1].wait_closed()
@@ -219,7 +226,7 @@ def test_the_connection_over_the_cap_gets_503_json_but_probes_and_the_next_one_o
             other.close()
 
     found = run(scenario)
-    assert found["too_many_connections"] == 1
+    assert found["too_many_connections"] == 2
     assert found["visionserve_connections_capacity"] == SHORT.max_connections
 
 

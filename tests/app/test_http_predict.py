@@ -119,7 +119,7 @@ def test_health_and_readiness(client: TestClient) -> None:
 
 
 def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
-    missing = client.get("/v2/nothing")
+    missing = client.get("/v3/nothing")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     wrong = client.get("/v1/predict")
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"

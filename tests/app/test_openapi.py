@@ -109,3 +109,49 @@ def test_the_json_request_schema_accepts_what_the_app_accepts(spec: dict, client
     for refused in ({**request, "model": "x"}, {**request, "top_k": 0}, {**request, "instances": []}):
         assert list(validator.iter_errors(refused)), refused  # the app refuses these too (test_http_errors)
     assert client.post("/v1/predict", json=request).status_code == 200
+
+
+def test_protocol_answers_fit_their_schemas(client: TestClient, check: Check, jpeg_bytes: bytes) -> None:
+    image = base64.b64encode(jpeg_bytes).decode()
+    infer = {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [image]}], "id": "x"}
+    model, versioned = "/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"
+    answers = [
+        (client.get("/v2"), "/v2", "get"),
+        (client.get("/v2/models/resnet50"), model, "get"),
+        (client.get("/v2/models/resnet50/versions/1"), versioned, "get"),
+        (client.get("/v2/models/resnet18"), model, "get"),
+        (client.post("/v2/models/resnet50/infer", json=infer), f"{model}/infer", "post"),
+        (client.post("/v2/models/resnet50/versions/1/infer", json={"inputs": []}), f"{versioned}/infer", "post"),
+        (client.get("/v1/models/resnet50"), "/v1/models/{model_name}", "get"),
+        (
+            client.post("/v1/models/resnet50:predict", json={"inputs": [{"b64": image}]}),
+            "/v1/models/{model_name}:predict",
+            "post",
+        ),
+        (client.post("/v1/models/resnet50:predict", json={"inputs": []}), "/v1/models/{model_name}:predict", "post"),
+    ]
+    assert sorted({response.status_code for response, _, _ in answers}) == [200, 400, 404]
+    for response, path, method in answers:
+        check(response.json(), path, method, str(response.status_code))
+
+
+def test_the_infer_request_schema_refuses_what_the_app_refuses(
+    spec: dict, client: TestClient, png_bytes: bytes
+) -> None:
+    tensor = {"name": "image", "shape": [1], "datatype": "BYTES", "data": [base64.b64encode(png_bytes).decode()]}
+    request = {"inputs": [tensor], "outputs": [{"name": "cifar10", "parameters": {"classification": 2}}]}
+    resource = Resource.from_contents(spec, default_specification=DRAFT202012)
+    validator = Draft202012Validator(
+        {"$ref": "urn:spec#/components/schemas/InferRequest"}, registry=Registry().with_resource("urn:spec", resource)
+    )
+    assert not list(validator.iter_errors(request))
+    assert client.post("/v2/models/resnet50/infer", json=request).status_code == 200
+    for refused in (
+        {**request, "model": "x"},
+        {**request, "inputs": []},
+        {**request, "id": 3},
+        {"inputs": [{**tensor, "shape": [-1]}]},
+        {"inputs": [{**tensor, "parameters": {"binary_data_size": None}}]},
+    ):
+        assert list(validator.iter_errors(refused)), refused
+        assert client.post("/v2/models/resnet50/infer", json=refused).status_code == 400, refused

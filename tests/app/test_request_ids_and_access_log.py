@@ -119,7 +119,7 @@ def test_one_access_line_per_request_with_its_fields(client: TestClient, jpeg: b
 
 
 def test_successful_probes_are_not_logged_but_failures_are(client: TestClient, access: Lines) -> None:
-    for path in ("/healthz", "/readyz", "/metrics"):
+    for path in ("/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"):
         client.get(path, headers={"X-Request-ID": "probe-1"})
     client.post("/healthz", headers={"X-Request-ID": "probe-2"})
     assert access.by_id("probe-1") == []

@@ -8,6 +8,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from app.cli.smoke_test import PROBES as SMOKE_TEST_PROBES
 from tests.chart.rendering import CHART, kinds, notes, one, pod_specs, render, service_config, values_of
 
 
@@ -259,6 +260,9 @@ def test_network_policy_admits_the_listed_peers_and_prometheus() -> None:
 
 
 def test_helm_test_pod_checks_readiness_and_a_prediction() -> None:
+    """The helm test runs `visionserve smoke-test` (tests/app/cli/test_smoke_test.py runs it against a real server):
+    /readyz, /healthz and the Open Inference Protocol's /v2/health/ready, the model, a prediction per head."""
+    assert "/v2/health/ready" in SMOKE_TEST_PROBES
     pod = next(doc for doc in render() if doc["kind"] == "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     command = pod["spec"]["containers"][0]["command"]

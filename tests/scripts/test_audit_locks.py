@@ -7,15 +7,14 @@ osv.dev is not reachable from the machines this project is built on, so the skip
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from tests.harness.local_server import free_port
-from tests.helpers import ROOT, require_tool, run_script
+from tests.helpers import ROOT, require_tool, run_script, stand_in
 
 # jinja2 3.1.4 and its sha256 hashes as PyPI publishes them; GHSA-q2x7-8rv6-6q7h (CVE-2024-56201) affects it
 VULNERABLE_LOCK = """jinja2==3.1.4 \\
@@ -51,15 +50,8 @@ def _stand_in(answer: Answer) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), OSV)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/query"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with stand_in(OSV) as url:
+        yield f"{url}/v1/query"
 
 
 def _jinja_is_vulnerable(query: dict) -> tuple[int, dict]:

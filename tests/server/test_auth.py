@@ -87,6 +87,8 @@ def test_a_missing_or_wrong_key_is_a_401_json_counted_in_metrics(secured: AuthSe
 def test_probes_answer_without_a_key(secured: AuthServer) -> None:
     assert requests.get(f"{secured.url}/healthz", timeout=10).status_code == 200
     assert requests.get(f"{secured.url}/readyz", timeout=10).json() == {"status": "ready"}
+    for path in ("/v2/health/live", "/v2/health/ready"):  # the Open Inference Protocol's probes
+        assert requests.get(f"{secured.url}{path}", timeout=10).status_code == 200, path
 
 
 def test_metrics_answer_on_the_metrics_port_only(secured: AuthServer, jpeg_bytes: bytes) -> None:

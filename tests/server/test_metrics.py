@@ -84,9 +84,10 @@ def test_raw_paths_and_methods_never_become_labels(server: LocalServer) -> None:
 
 
 def test_probes_and_scrapes_are_not_traffic(server: LocalServer) -> None:
-    for path in ("/healthz", "/readyz", "/metrics"):
+    probes = ("/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready")
+    for path in probes:
         requests.get(f"{server.url}{path}", timeout=10)
     routes = {labels["route"] for name, labels, _ in samples(server.url) if name == "visionserve_requests_total"}
-    assert not routes & {"/healthz", "/readyz", "/metrics"}
+    assert not routes & set(probes)
     assert total(server.url, "visionserve_requests_in_flight") == 0  # the scrape itself does not count
     assert total(server.url, "visionserve_workers") == 2 == total(server.url, "visionserve_ready")

@@ -8,9 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from app.cli.predict import Picture, batches
 from app.models.labels import CIFAR10_LABELS, IMAGENET_LABELS
 from tests.app.cli.command import own_lines, visionserve
 from tests.harness.local_server import LocalServer, free_port
-from tests.helpers import ROOT, encode, photo
+from tests.helpers import ROOT, encode, photo, stand_in
 
 LABELS = {"imagenet": set(IMAGENET_LABELS), "cifar10": set(CIFAR10_LABELS)}
 
@@ -120,12 +119,8 @@ class _BadGateway(BaseHTTPRequestHandler):
 @pytest.fixture
 def proxy() -> Iterator[str]:
     """An HTTP server that answers every GET with an HTML 502, as an ingress with no backend does."""
-    httpd = HTTPServer(("127.0.0.1", 0), _BadGateway)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with stand_in(_BadGateway) as url:
+        yield url
 
 
 def test_an_error_page_that_is_not_ours_is_shown_briefly(proxy: str) -> None:
