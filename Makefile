@@ -39,7 +39,7 @@ run: $(STAMP) ## Start the service on 127.0.0.1:8080 (VISIONSERVE_WEIGHTS=imagen
 	$(PY) -m app
 
 run-random: $(STAMP) ## Start the service with explicitly random weights (no download needed)
-	VISIONSERVE_WEIGHTS=random VISIONSERVE_CIFAR_HEAD=random $(PY) -m app
+	VISIONSERVE_WEIGHTS=random VISIONSERVE_CIFAR_HEAD=$${VISIONSERVE_CIFAR_HEAD:-random} $(PY) -m app
 
 test: lint ## Lint, then run the whole test suite
 	$(PY) -m pytest
@@ -61,8 +61,9 @@ bench: $(TEST_STAMP) ## Benchmark: OpenVINO and torch servers vs in-process ceil
 attacks: $(TEST_STAMP) ## Attack a real server as hostile clients would; print each attack's status and time
 	$(PY) scripts/attack_table.py $(ATTACK_ARGS)
 
-train-cifar-head: $(STAMP) ## Train the CIFAR-10 head on frozen features (downloads CIFAR-10 when online)
-	$(PY) scripts/train_cifar_head.py --data-dir data/cifar10 --output weights/cifar10_head.pt
+train-cifar-head: $(STAMP) ## Train the CIFAR-10 head (CIFAR-10 online; offline a FAKE head); TRAIN_ARGS="--epochs 5 ..."
+	$(PY) scripts/train_cifar_head.py --data-dir data/cifar10 --output weights/cifar10_head.pt --offline-fallback \
+		$(TRAIN_ARGS)
 
 monitor: ## Start a local Prometheus on 127.0.0.1:9091 scraping the service started by make run
 	prometheus --config.file=monitoring/prometheus.yml --storage.tsdb.path=.prometheus-data \

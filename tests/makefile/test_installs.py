@@ -88,3 +88,8 @@ def test_an_old_python_is_named_before_anything_is_installed(fresh: Path) -> Non
     assert result.returncode != 0
     assert "needs Python 3.11 or newer" in result.stderr
     assert not fresh.exists()
+
+
+def test_train_cifar_head_falls_back_to_fake_data_offline(installed: Path) -> None:
+    (line,) = [line for line in _dry_run(installed, "train-cifar-head") if "train_cifar_head.py" in line]
+    assert "--offline-fallback" in line and "--output weights/cifar10_head.pt" in line
