@@ -65,6 +65,9 @@ train-cifar-head: $(STAMP) ## Train the CIFAR-10 head (CIFAR-10 online; offline 
 	$(PY) scripts/train_cifar_head.py --data-dir data/cifar10 --output weights/cifar10_head.pt --offline-fallback \
 		$(TRAIN_ARGS)
 
+kind-demo: $(STAMP) ## The chart on a local kind cluster: build, load, install small, smoke-test (docker or podman, kind, kubectl, helm)
+	$(PY) scripts/kind_demo.py $(KIND_DEMO_ARGS)
+
 monitor: ## Start a local Prometheus on 127.0.0.1:9091 scraping the service started by make run
 	prometheus --config.file=monitoring/prometheus.yml --storage.tsdb.path=.prometheus-data \
 		--web.listen-address=127.0.0.1:9091
