@@ -15,7 +15,7 @@ from app.batching import Batched, Batcher, DeadlineExceededError, QueueFullError
 from app.errors import ApiError, Problems
 from app.imaging import declared_pixels, preprocess
 from app.metrics import Metrics
-from app.models.cifar_head import HOW_TO_SERVE
+from app.models.cifar_head import NOT_LOADED
 from app.models.classifier import Classifier, Ranked, Sample
 from app.settings import Settings
 
@@ -125,8 +125,7 @@ class Pipeline:
         if unavailable:
             raise ApiError(
                 Problems.HEAD_UNAVAILABLE,
-                f"head(s) {', '.join(unavailable)} are not loaded on this server (its cifar_head setting is 'none'). "
-                f"To enable cifar10: {HOW_TO_SERVE}; or VISIONSERVE_CIFAR_HEAD=random (untrained, to try the API)",
+                f"head(s) {', '.join(unavailable)} are {NOT_LOADED}",
                 accepted=sorted(self.classifier.heads),
             )
         if len(request.images) > self.settings.max_images:

@@ -28,6 +28,11 @@ HOW_TO_SERVE = (
     "VISIONSERVE_CIFAR_HEAD=/path/to/head.pt, a checkpoint from `make train-cifar-head` "
     "(chart: config.cifar_head, or cifarHead.* to mount one)"
 )
+# The 400 head_unavailable, after the head's name.
+NOT_LOADED = (
+    "not loaded on this server (its cifar_head setting is 'none'). "
+    f"To enable cifar10: {HOW_TO_SERVE}; or VISIONSERVE_CIFAR_HEAD=random (untrained, to try the API)"
+)
 METADATA_KEYS = ("accuracy", "dataset", "epochs", "created", "backbone_weights", "backbone_sha256")
 
 
