@@ -14,6 +14,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from app.errors import ApiError, Problems
+from app.signatures import refused_format
 
 # Pillow format name -> the content type clients send for it.
 ACCEPTED_FORMATS = {
@@ -25,17 +26,6 @@ ACCEPTED_FORMATS = {
 }
 ACCEPTED_CONTENT_TYPES = tuple(ACCEPTED_FORMATS.values())
 CONTENT_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/x-ms-bmp": "image/bmp", "image/x-bmp": "image/bmp"}
-
-# Formats we refuse by name, recognised from their first bytes (whatever the file is called).
-_REFUSED_SIGNATURES = (
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"%PDF", "PDF"),
-    (b"%!PS", "EPS"),
-    (b"\xc5\xd0\xd3\xc6", "EPS"),
-    (b"\x00\x00\x01\x00", "ICO"),
-    (b"8BPS", "PSD"),
-)
 
 INPUT_SIZE = 224
 RESIZE_SIZE = 256
@@ -69,16 +59,6 @@ def invalid_image(message: str) -> ApiError:
     return ApiError(Problems.INVALID_IMAGE, message, accepted=list(ACCEPTED_FORMATS))
 
 
-def _sniff_refused(data: bytes) -> str | None:
-    for signature, name in _REFUSED_SIGNATURES:
-        if data.startswith(signature):
-            return name
-    head = data[:1024].lstrip().lower()
-    if head.startswith(b"<?xml") or head.startswith(b"<svg") or b"<svg" in head:
-        return "SVG"
-    return None
-
-
 def normalize_content_type(value: str) -> str:
     """`image/JPEG; charset=x` -> `image/jpeg`, with common aliases folded."""
     base = value.split(";", 1)[0].strip().lower()
@@ -93,7 +73,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """
     if not data:
         raise ApiError(Problems.EMPTY_IMAGE, "the image is empty (0 bytes)", accepted=list(ACCEPTED_FORMATS))
-    refused = _sniff_refused(data)
+    refused = refused_format(data)
     if refused:
         raise _unsupported(refused)
     try:

@@ -38,6 +38,7 @@ class Worker:
         self._pools: list[ThreadPoolExecutor] = []
         self._watchdog: asyncio.Task | None = None
         self._shown = ""  # the status last published
+        self.start_failure: str | None = None  # why start() failed, in one line with the fix (app/startup.py)
 
     async def start(self) -> None:
         """Load weights, warm up, start batching; readiness follows only when all succeeded.

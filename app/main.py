@@ -18,6 +18,7 @@ from app.frontends.request_ids import RequestIdMiddleware
 from app.lifecycle import Worker
 from app.metrics import RequestMetricsMiddleware
 from app.settings import Settings, load_settings
+from app.startup import QuietStartupFailure, explain
 
 log = logging.getLogger("visionserve")
 
@@ -57,7 +58,8 @@ def create_app(settings: Settings) -> Starlette:
         try:
             await worker.start()
         except Exception as exc:
-            log.error("visionserve cannot start: %s", exc)
+            worker.start_failure = explain(exc)
+            log.error("visionserve cannot start: %s", worker.start_failure or exc)
             raise
         try:
             yield
@@ -68,7 +70,8 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=ROUTES,
         middleware=[
-            Middleware(RequestIdMiddleware),  # outermost: the id is known to everything inside, errors included
+            Middleware(QuietStartupFailure, worker=worker, debug=settings.log_level == "debug"),
+            Middleware(RequestIdMiddleware),  # the id is known to everything inside, errors included
             *access_log,
             Middleware(RequestMetricsMiddleware, metrics=worker.metrics),
             *access_middleware(settings),  # inside the metrics: a 401 is counted like any answer

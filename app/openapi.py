@@ -23,6 +23,7 @@ from app.frontends.errors import speaks_plain_errors
 from app.frontends.ports import METRICS_PATH
 from app.frontends.request_ids import HEADER as REQUEST_ID
 from app.frontends.request_ids import SANE_ID
+from app.frontends.rest_v1_request import SNIFFED_TYPES
 from app.imaging import ACCEPTED_CONTENT_TYPES
 from app.openapi_kserve import kserve_paths
 from app.openapi_parts import (
@@ -79,8 +80,11 @@ def _predict(settings: Settings, refs: dict[str, dict]) -> dict:
         "parameters": [*query_parameters(settings), timeout_parameter(settings)],
         "requestBody": {
             "required": True,
+            "description": "An image as the raw body, multipart or JSON. A raw body is known by its bytes: "
+            f"Content-Type {', '.join(t for t in SNIFFED_TYPES if t)} or none at all is read as an image when it "
+            "is one (refused like any image when it is not an accepted one).",
             "content": {
-                **{content_type: binary for content_type in ACCEPTED_CONTENT_TYPES},
+                **{content_type: binary for content_type in [*ACCEPTED_CONTENT_TYPES, "application/octet-stream"]},
                 "multipart/form-data": {"schema": multipart},
                 "application/json": {"schema": refs["JsonPredictRequest"]},
             },

@@ -17,6 +17,7 @@ from app.batching import Batched, Batcher, DeadlineExceededError, QueueFullError
 from app.errors import ApiError, Problems
 from app.imaging import INPUT_SIZE, declared_pixels, preprocess
 from app.metrics import Metrics
+from app.models.cifar_head import NOT_LOADED
 from app.models.classifier import Classified, Classifier, Ranked, Sample
 from app.models.network import pixels_from_normalised
 from app.response_cache import ResponseCache
@@ -157,7 +158,7 @@ class Pipeline:
         if unavailable:
             raise ApiError(
                 Problems.HEAD_UNAVAILABLE,
-                f"head(s) {', '.join(unavailable)} are not loaded on this server (cifar_head is 'none')",
+                f"head(s) {', '.join(unavailable)} are {NOT_LOADED}",
                 accepted=sorted(self.classifier.heads),
             )
         if len(request.images) > self.settings.max_images:

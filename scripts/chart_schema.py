@@ -223,6 +223,19 @@ def values_schema() -> dict[str, Any]:
                     },
                     ("source",),
                 ),
+                "cifarHead": obj(
+                    {
+                        "source": string(
+                            "Where a trained head comes from.", enum=["none", "configMap", "secret", "url"]
+                        ),
+                        "name": string("ConfigMap or Secret name.", pattern=DNS_SUBDOMAIN),
+                        "key": string("Key in the ConfigMap or Secret; the file name.", pattern=r"^[-._a-zA-Z0-9]+$"),
+                        "url": string("http(s) URL of the head.", pattern=r"^(https?://\S+)?$"),
+                        "sha256": string("sha256 of the head.", pattern="^([0-9a-fA-F]{64})?$"),
+                        "mountPath": string("Folder the head is mounted in.", pattern="^/"),
+                    },
+                    ("source",),
+                ),
                 "resources": obj(
                     {
                         "requests": obj({"cpu": CPU, "memory": QUANTITY}, ("cpu", "memory")),

@@ -6,11 +6,16 @@ preprocessed exactly as the service preprocesses a request (app.imaging.to_pixel
 
     python scripts/train_cifar_head.py --weights imagenet --data-dir ~/data/cifar10 --output cifar10_head.pt
     python scripts/train_cifar_head.py --fake-data --weights random --output /tmp/head.pt   # offline test
+
+`make train-cifar-head` passes --offline-fallback: where CIFAR-10 or torchvision's weights cannot be downloaded it
+trains on FakeData and/or a random backbone instead, says so, and the checkpoint's dataset (shown by /v1/models)
+starts with FAKE. It ends by printing the settings that serve the head it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -25,12 +30,12 @@ from app.imaging import to_pixels
 from app.models.cifar_head import checkpoint, save
 from app.models.labels import CIFAR10_LABELS, FEATURE_DIM
 from app.models.network import Normalise, build_network
-from app.models.weights import WeightsError, WeightsInfo
+from app.models.weights import WeightsError, WeightsInfo, torchvision_weights
 from app.runtimes.base import UnsupportedError
 from app.runtimes.choice import resolve_device
 from app.settings import Settings, SettingsError
 
-FAKE_DATASET = "FakeData (offline test)"
+FAKE_DATASET = "FAKE: torchvision FakeData (random pictures, not CIFAR-10; an offline test)"
 REAL_DATASET = "CIFAR-10"
 
 
@@ -54,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--data-dir", type=Path, help="torchvision CIFAR10 root (downloaded there when online)")
     data.add_argument("--fake-data", action="store_true", help="torchvision FakeData, 10 classes, 32x32 (offline)")
+    parser.add_argument(
+        "--offline-fallback",
+        action="store_true",
+        help="when CIFAR-10 or torchvision's backbone weights cannot be downloaded, use FakeData or a random "
+        "backbone instead (said loudly; the checkpoint is labelled FAKE) rather than fail",
+    )
     parser.add_argument("--train-size", type=int, default=512, help="FakeData training images (default: 512)")
     parser.add_argument("--test-size", type=int, default=128, help="FakeData test images (default: 128)")
     parser.add_argument("--epochs", type=int, default=10, help="passes over the cached features (default: 10)")
@@ -86,6 +97,10 @@ def load_datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset, str]:
         train = datasets.CIFAR10(root, train=True, transform=to_pixels, download=True)
         test = datasets.CIFAR10(root, train=False, transform=to_pixels, download=True)
     except (OSError, RuntimeError) as exc:
+        if args.offline_fallback:
+            _warn(f"CIFAR-10 is not in {root} and could not be downloaded ({exc.__class__.__name__}): FAKE data it is")
+            args.fake_data = True
+            return load_datasets(args)
         raise SystemExit(
             f"error: CIFAR-10 is not in {root} and could not be downloaded ({exc.__class__.__name__}: {exc}). "
             "Download it where a network exists, or use --fake-data for an offline test."
@@ -95,8 +110,27 @@ def load_datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset, str]:
     return train, test, REAL_DATASET
 
 
+def _warn(message: str) -> None:
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
 def build_backbone(args: argparse.Namespace) -> tuple[nn.Module, torch.device, WeightsInfo]:
-    """The service's normalisation + backbone (fc is Identity: 2048-d features), in eval mode on its device."""
+    """The service's normalisation + backbone (fc is Identity: 2048-d features), in eval mode on its device.
+
+    With --offline-fallback, torchvision weights that cannot be had give way to a random backbone (args.weights
+    becomes 'random', so the settings printed at the end serve the head on the backbone it was trained on).
+    """
+    try:
+        return _backbone(args)
+    except WeightsError as exc:
+        if not (args.offline_fallback and torchvision_weights(args.weights) is not None):
+            raise
+        _warn(f"{exc}\nThe backbone falls back to random weights (seed {args.seed}): the head is a FAKE, for tests")
+        args.weights, args.weights_sha256 = "random", ""
+        return _backbone(args)
+
+
+def _backbone(args: argparse.Namespace) -> tuple[nn.Module, torch.device, WeightsInfo]:
     settings = Settings(
         weights=args.weights,
         weights_sha256=args.weights_sha256,
@@ -184,7 +218,24 @@ def main(argv: list[str] | None = None) -> int:
     digest = save(checkpoint(head, backbone_info, test_accuracy, dataset, args.epochs), args.output)
     print(f"saved {args.output}", flush=True)
     print(f"sha256: {digest}", flush=True)
+    print(serving_hint(args, digest, fake=dataset == FAKE_DATASET or backbone_info.is_random), flush=True)
     return 0
+
+
+def serving_hint(args: argparse.Namespace, digest: str, fake: bool) -> str:
+    """The exact settings that serve this head, on the backbone it was trained on."""
+    settings = {
+        "VISIONSERVE_WEIGHTS": args.weights,
+        "VISIONSERVE_WEIGHTS_SHA256": args.weights_sha256,
+        "VISIONSERVE_CIFAR_HEAD": str(args.output.expanduser().resolve()),
+        "VISIONSERVE_CIFAR_HEAD_SHA256": digest,
+    }
+    line = " ".join(f"{name}={shlex.quote(value)}" for name, value in settings.items() if value)
+    note = " (a FAKE head: its labels mean nothing; it shows the path works)" if fake else ""
+    return (
+        f"serve it{note}:\n  {line} make run\n"
+        "in a cluster: docs/cifar-head.md (the chart's cifarHead values mount it from a ConfigMap, Secret or URL)"
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,12 @@ from app.frontends.rest_v1_json import parse_json
 from app.frontends.rest_v1_params import PARAMETERS, Parameters, parse_heads, parse_top_k
 from app.imaging import ACCEPTED_CONTENT_TYPES, normalize_content_type
 from app.pipeline import ClassifyRequest, ImageInput
+from app.signatures import looks_like_an_image
 
-BODY_TYPES = [*ACCEPTED_CONTENT_TYPES, "multipart/form-data", "application/json"]
+# Raw bodies whose type says nothing about the picture: curl --data-binary without -H sends the form type, a client
+# that knows nothing better octet-stream, some none at all. Their bytes decide (app/signatures.py).
+SNIFFED_TYPES = ("application/octet-stream", "application/x-www-form-urlencoded", "")
+BODY_TYPES = [*ACCEPTED_CONTENT_TYPES, "multipart/form-data", "application/json", "application/octet-stream"]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -49,7 +53,7 @@ async def parse_predict(request: Request, body: bytes, default_top_k: int, max_i
         raise ApiError(Problems.EMPTY_BODY, "the request body is empty; send an image", accepted=BODY_TYPES)
     raw_type = request.headers.get("content-type", "")
     content_type = normalize_content_type(raw_type)
-    if content_type in ACCEPTED_CONTENT_TYPES:
+    if content_type in ACCEPTED_CONTENT_TYPES or (content_type in SNIFFED_TYPES and looks_like_an_image(body)):
         images = [ImageInput("body", body)]
     elif content_type == "multipart/form-data":
         images = await _parse_multipart(request, body, params)
@@ -61,7 +65,12 @@ async def parse_predict(request: Request, body: bytes, default_top_k: int, max_i
         )
     else:
         what = f"Content-Type {raw_type!r}" if raw_type else "a missing Content-Type"
-        raise ApiError(Problems.UNSUPPORTED_CONTENT_TYPE, f"{what} is not accepted", accepted=BODY_TYPES)
+        why = (
+            "is accepted only for a body that is an image, and this one is not"
+            if content_type in SNIFFED_TYPES
+            else "is not accepted"
+        )
+        raise ApiError(Problems.UNSUPPORTED_CONTENT_TYPE, f"{what} {why}", accepted=BODY_TYPES)
     if not images:
         raise ApiError(Problems.NO_IMAGES, "the request holds no image", accepted=BODY_TYPES)
     return ClassifyRequest(images, parse_heads(params.get("heads")), parse_top_k(params.get("top_k"), default_top_k))

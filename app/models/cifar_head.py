@@ -23,6 +23,16 @@ from app.models.weights import (
 
 CIFAR_HEAD_FORMAT = "visionserve-cifar10-head/1"
 SHAPES = {"weight": (len(CIFAR10_LABELS), FEATURE_DIM), "bias": (len(CIFAR10_LABELS),)}
+# How to serve a head, for the messages that tell a user the cifar10 head is missing (start-up errors, the 400).
+HOW_TO_SERVE = (
+    "VISIONSERVE_CIFAR_HEAD=/path/to/head.pt, a checkpoint from `make train-cifar-head` "
+    "(chart: config.cifar_head, or cifarHead.* to mount one)"
+)
+# The 400 head_unavailable, after the head's name.
+NOT_LOADED = (
+    "not loaded on this server (its cifar_head setting is 'none'). "
+    f"To enable cifar10: {HOW_TO_SERVE}; or VISIONSERVE_CIFAR_HEAD=random (untrained, to try the API)"
+)
 METADATA_KEYS = ("accuracy", "dataset", "epochs", "created", "backbone_weights", "backbone_sha256")
 
 
@@ -63,14 +73,18 @@ def load_cifar_head_state(spec: str, expected_sha256: str, seed: int) -> tuple[d
     if not isinstance(data, dict) or data.get("format") != CIFAR_HEAD_FORMAT:
         raise WeightsError(
             f"cifar_head: {path} is not a checkpoint made by scripts/train_cifar_head.py "
-            f"(expected format {CIFAR_HEAD_FORMAT!r})"
+            f"(expected format {CIFAR_HEAD_FORMAT!r})",
+            "cifar_head",
         )
     if tuple(data.get("classes", ())) != CIFAR10_LABELS:
-        raise WeightsError(f"cifar_head: {path} has classes {data.get('classes')}, expected {CIFAR10_LABELS}")
+        raise WeightsError(
+            f"cifar_head: {path} has classes {data.get('classes')}, expected {CIFAR10_LABELS}", "cifar_head"
+        )
     state = data.get("state_dict")
     if not isinstance(state, dict) or {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} != SHAPES:
         raise WeightsError(
-            f"cifar_head: {path} state_dict must hold exactly weight {SHAPES['weight']} and bias {SHAPES['bias']}"
+            f"cifar_head: {path} state_dict must hold exactly weight {SHAPES['weight']} and bias {SHAPES['bias']}",
+            "cifar_head",
         )
     metadata = {k: without_paths(data[k]) if isinstance(data[k], str) else data[k] for k in METADATA_KEYS if k in data}
     return state, WeightsInfo("file", f"file {path.name}", digest, metadata, location=str(path))

@@ -18,7 +18,11 @@ _PATH = re.compile(r"(?<![\w:/])(?:[A-Za-z]:)?(?:~|\.{1,2})?[/\\][^\s()\[\]'\",;
 
 
 class WeightsError(RuntimeError):
-    """Weights are missing, corrupt or do not match: the service must not start."""
+    """Weights are missing, corrupt or do not match: the service must not start. `setting` names the culprit."""
+
+    def __init__(self, message: str, setting: str = "weights") -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ def verified_file(spec: str, expected_sha256: str, setting: str) -> tuple[Path, 
     if not path.is_file():
         raise WeightsError(
             f"{setting}: weights file {path} does not exist. Point {setting} at an existing file, "
-            "or use `visionserve fetch-weights` to download one."
+            "or use `visionserve fetch-weights` to download one.",
+            setting,
         )
     actual = sha256_of(path)
     if expected_sha256:
@@ -81,7 +86,8 @@ def torch_load(path: Path, setting: str) -> Any:
     except Exception as exc:  # torch raises many kinds for a corrupt file
         raise WeightsError(
             f"{setting}: {path} is not a readable torch checkpoint ({exc.__class__.__name__}: "
-            f"{str(exc)[:200]}). Re-download or re-create it."
+            f"{str(exc)[:200]}). Re-download or re-create it.",
+            setting,
         ) from None
 
 
@@ -117,13 +123,15 @@ def check_digest(path: Path, digest: str, expected_sha256: str, setting: str) ->
         if digest != expected_sha256.strip().lower():
             raise WeightsError(
                 f"{setting}: sha256 mismatch for {path}: expected {expected_sha256.strip().lower()}, found {digest}. "
-                f"The file is corrupt or not the one configured; fetch it again or correct {setting}_sha256."
+                f"The file is corrupt or not the one configured; fetch it again or correct {setting}_sha256.",
+                setting,
             )
     elif not digest.startswith(published_prefix(path.name)):
         raise WeightsError(
             f"{setting}: {path} has sha256 {digest}, which does not start with {published_prefix(path.name)} as "
             "torchvision publishes: the file is corrupt or not torchvision's. Delete it and run "
-            f"`visionserve fetch-weights`, or set {setting}_sha256 to vouch for this file."
+            f"`visionserve fetch-weights`, or set {setting}_sha256 to vouch for this file.",
+            setting,
         )
 
 

@@ -11,6 +11,8 @@ from starlette.testclient import TestClient
 from tests.helpers import encode, photo
 
 JPEG = {"Content-Type": "image/jpeg"}
+OCTETS = {"Content-Type": "application/octet-stream"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def _jpeg() -> bytes:
@@ -44,7 +46,12 @@ CASES = {
         "unsupported_image_format",
     ),
     "wrong content type": ("", _jpeg, {"Content-Type": "text/plain"}, 415, "unsupported_content_type"),
-    "no content type": ("", _jpeg, {"Content-Type": ""}, 415, "unsupported_content_type"),
+    "no content type, not an image": ("", b"heads=imagenet", {"Content-Type": ""}, 415, "unsupported_content_type"),
+    "octet-stream, not an image": ("", b"\x00" * 64, OCTETS, 415, "unsupported_content_type"),
+    "form-urlencoded, not an image": ("", b"a=1&b=2", FORM, 415, "unsupported_content_type"),
+    "octet-stream tiff": ("", lambda: encode(photo(), "TIFF"), OCTETS, 415, "unsupported_image_format"),
+    "form-urlencoded truncated jpeg": ("", lambda: _jpeg()[:4000], FORM, 400, "invalid_image"),
+    "no content type, empty image": ("", b"", {}, 400, "empty_body"),
     "body over the limit": ("", lambda: b"\xff" * (10 * 1024 * 1024 + 1), JPEG, 413, "payload_too_large"),
     "too many pixels": (
         "",
@@ -146,3 +153,12 @@ def test_chunked_body_over_the_limit_is_cut_off(client: TestClient) -> None:
 
     response = client.post("/v1/predict", content=chunks(), headers=JPEG)
     assert response.status_code == 413
+
+
+def test_a_typeless_body_that_is_no_image_says_so(client: TestClient) -> None:
+    response = client.post("/v1/predict", content=b"a=1&b=2", headers=FORM)
+    message = response.json()["error"]["message"]
+    assert message == (
+        "Content-Type 'application/x-www-form-urlencoded' is accepted only for a body that is an image, "
+        "and this one is not"
+    )

@@ -39,6 +39,26 @@ def test_raw_body_of_each_accepted_format(client: TestClient, fmt: str, content_
     _check_prediction(body["predictions"][0], {"imagenet"}, 5)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "application/octet-stream"},
+        {"Content-Type": "application/x-www-form-urlencoded"},  # curl --data-binary @photo.jpg without -H
+        {},  # no Content-Type at all
+    ],
+    ids=["octet-stream", "form-urlencoded", "none"],
+)
+def test_a_raw_body_is_known_by_its_bytes(client: TestClient, fmt: str, headers: dict[str, str]) -> None:
+    data = encode(photo(), fmt)
+    sniffed = client.post("/v1/predict?heads=imagenet,cifar10&top_k=3", content=data, headers=headers)
+    assert sniffed.status_code == 200, sniffed.text
+    typed = client.post(
+        "/v1/predict?heads=imagenet,cifar10&top_k=3", content=data, headers={"Content-Type": f"image/{fmt.lower()}"}
+    )
+    assert [p["heads"] for p in sniffed.json()["predictions"]] == [p["heads"] for p in typed.json()["predictions"]]
+
+
 def test_both_heads_and_top_k_from_the_query(client: TestClient, jpeg_bytes: bytes) -> None:
     response = client.post(
         "/v1/predict?heads=imagenet,cifar10&top_k=3",

@@ -51,9 +51,11 @@ def test_every_route_is_documented(spec: dict) -> None:
         "image/webp",
         "image/gif",
         "image/bmp",
+        "application/octet-stream",  # and x-www-form-urlencoded or none: known by the bytes, as the text says
         "multipart/form-data",
         "application/json",
     }
+    assert "application/x-www-form-urlencoded or none at all" in predict["requestBody"]["description"]
     assert {(p["name"], p["in"]) for p in predict["parameters"]} == {
         ("heads", "query"),
         ("top_k", "query"),

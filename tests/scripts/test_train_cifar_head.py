@@ -44,7 +44,7 @@ def test_checkpoint_loads_through_the_service_loader(trained: tuple[Path, str]) 
     assert info.kind == "file"
     assert info.sha256 == sha256_of(path)
     meta = info.metadata
-    assert meta["dataset"] == "FakeData (offline test)"
+    assert meta["dataset"].startswith("FAKE: ")
     assert 0.0 <= meta["accuracy"] <= 1.0
     assert f"test accuracy: {meta['accuracy']:.4f}" in stdout
     assert meta["backbone_weights"].startswith("random initialisation")
@@ -93,3 +93,44 @@ def test_head_learns_separable_features() -> None:
 
     head = script.train_head(sample(200), epochs=10, batch_size=32, lr=1e-3, seed=0)
     assert script.accuracy(head, sample(100)) > 0.9
+
+
+def test_offline_fallback_trains_a_fake_head_and_prints_how_to_serve_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `make train-cifar-head` does offline: neither CIFAR-10 nor torchvision's weights can be downloaded."""
+    script = load_script("train_cifar_head")
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(script.datasets, "CIFAR10", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    output = tmp_path / "cifar10_head.pt"
+    argv = ["--data-dir", str(tmp_path / "cifar10"), "--offline-fallback", "--output", str(output)]
+    small = ["--train-size", "16", "--test-size", "8", "--epochs", "1", "--threads", "2", "--device", "cpu"]
+    assert script.main([*argv, *small]) == 0
+    out, err = capsys.readouterr()
+    assert "CIFAR-10 is not in" in err and "FAKE data it is" in err
+    assert "not in the torch cache" in err and "falls back to random weights" in err
+    assert re.search(r"^test accuracy: [01]\.\d{4} \(FAKE: ", out, re.MULTILINE), out
+    hint = out.split("serve it (a FAKE head", 1)[1].splitlines()[1].split()
+    assert hint == [
+        "VISIONSERVE_WEIGHTS=random",
+        f"VISIONSERVE_CIFAR_HEAD={output}",
+        f"VISIONSERVE_CIFAR_HEAD_SHA256={sha256_of(output)}",
+        "make",
+        "run",
+    ]
+    _, info = load_cifar_head_state(str(output), sha256_of(output), seed=0)
+    assert info.metadata["dataset"].startswith("FAKE: ")
+
+
+def test_without_the_fallback_an_unreachable_cifar10_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = load_script("train_cifar_head")
+    monkeypatch.setattr(script.datasets, "CIFAR10", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(SystemExit, match="use --fake-data for an offline test"):
+        script.main(["--data-dir", str(tmp_path), "--output", str(tmp_path / "h.pt")])

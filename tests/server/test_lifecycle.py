@@ -120,6 +120,8 @@ def test_a_weights_file_made_here_is_served_and_described(weights_file: Path, jp
         )
         assert unavailable.status_code == 400
         assert unavailable.json()["error"]["code"] == "head_unavailable"
+        message = unavailable.json()["error"]["message"]  # names the setting that enables the head
+        assert "VISIONSERVE_CIFAR_HEAD=/path/to/head.pt" in message and "config.cifar_head" in message
 
 
 def test_a_wrong_sha256_refuses_to_start_with_a_clear_message(weights_file: Path) -> None:

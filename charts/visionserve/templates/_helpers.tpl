@@ -111,6 +111,69 @@ app.kubernetes.io/component: test
   readOnly: true
 {{- end }}
 
+{{/* Where a mounted CIFAR-10 head is in the pod (cifarHead.source configMap, secret or url). */}}
+{{- define "visionserve.cifarHeadPath" -}}
+{{- printf "%s/%s" (trimSuffix "/" .Values.cifarHead.mountPath) .Values.cifarHead.key }}
+{{- end }}
+
+{{/* The cifar-head volume: the key of a ConfigMap or Secret, or an emptyDir the init container fills. */}}
+{{- define "visionserve.cifarHeadVolume" -}}
+- name: cifar-head
+  {{- if eq .Values.cifarHead.source "configMap" }}
+  configMap:
+    name: {{ .Values.cifarHead.name | quote }}
+    items:
+      - key: {{ .Values.cifarHead.key | quote }}
+        path: {{ .Values.cifarHead.key | quote }}
+  {{- else if eq .Values.cifarHead.source "secret" }}
+  secret:
+    secretName: {{ .Values.cifarHead.name | quote }}
+    defaultMode: 288  # 0440: readable by the pod's group (fsGroup), writable by nobody
+    items:
+      - key: {{ .Values.cifarHead.key | quote }}
+        path: {{ .Values.cifarHead.key | quote }}
+  {{- else }}
+  emptyDir:
+    sizeLimit: 16Mi
+  {{- end }}
+{{- end }}
+
+{{/* The init container of cifarHead.source url: fetch, check the sha256, only then write the file. */}}
+{{- define "visionserve.cifarHeadInitContainer" -}}
+- name: fetch-cifar-head
+  image: {{ include "visionserve.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command:
+    - visionserve
+    - fetch-weights
+  args:
+    - --url
+    - {{ .Values.cifarHead.url | quote }}
+    - --sha256
+    - {{ .Values.cifarHead.sha256 | quote }}
+    - --output
+    - {{ include "visionserve.cifarHeadPath" . | quote }}
+  env:
+    - name: HOME
+      value: /tmp
+  {{- with .Values.containerSecurityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  resources:
+    requests:
+      cpu: 50m
+      memory: 64Mi
+    limits:
+      cpu: 500m
+      memory: 256Mi
+  volumeMounts:
+    - name: cifar-head
+      mountPath: {{ .Values.cifarHead.mountPath }}
+    - name: tmp
+      mountPath: /tmp
+{{- end }}
+
 {{/* The service's config.yaml: the user's config plus the keys the chart owns. */}}
 {{- define "visionserve.serviceConfig" -}}
 {{- $owned := dict
@@ -130,6 +193,10 @@ app.kubernetes.io/component: test
 {{- $config := deepCopy .Values.config }}
 {{- range $key, $value := $owned }}
 {{- $_ := set $config $key $value }}
+{{- end }}
+{{- if ne .Values.cifarHead.source "none" }}
+{{- $_ := set $config "cifar_head" (include "visionserve.cifarHeadPath" .) }}
+{{- $_ := set $config "cifar_head_sha256" (.Values.cifarHead.sha256 | default .Values.config.cifar_head_sha256) }}
 {{- end }}
 {{- toYaml $config }}
 {{- end }}
@@ -152,6 +219,7 @@ each check yields a message or nothing, and one fail reports them all, so a wron
   (include "visionserve.validateValues.existingClaim" .)
   (include "visionserve.validateValues.metricsPort" .)
   (include "visionserve.validateValues.apiKeys" .)
+  (include "visionserve.validateValues.cifarHead" .)
 }}
 {{- $messages = without $messages "" }}
 {{- if $messages }}
@@ -203,5 +271,17 @@ each check yields a message or nothing, and one fail reports them all, so a wron
 {{- define "visionserve.validateValues.apiKeys" -}}
 {{- if and .Values.auth.apiKeys.key (not .Values.auth.apiKeys.existingSecret) }}
 {{- print "auth.apiKeys.key names an entry of auth.apiKeys.existingSecret, which is empty: name the Secret too" }}
+{{- end }}
+{{- end }}
+
+{{/* A mounted head sets config.cifar_head itself; each source needs its own keys. */}}
+{{- define "visionserve.validateValues.cifarHead" -}}
+{{- $head := .Values.cifarHead }}
+{{- if and (ne $head.source "none") (ne .Values.config.cifar_head "none") }}
+{{- printf "cifarHead.source %s mounts the head and points config.cifar_head at it: leave config.cifar_head at none, not %q" $head.source .Values.config.cifar_head }}
+{{- else if and (has $head.source (list "configMap" "secret")) (not $head.name) }}
+{{- printf "cifarHead.name is required when cifarHead.source is %s: the %s holding the head under cifarHead.key" $head.source $head.source }}
+{{- else if and (eq $head.source "url") (not (and $head.url $head.sha256)) }}
+{{- print "cifarHead.source url needs cifarHead.url and cifarHead.sha256 (the head's full sha256, printed by make train-cifar-head)" }}
 {{- end }}
 {{- end }}

@@ -54,3 +54,29 @@ def test_unknown_weights_names_are_refused(tmp_path: Path) -> None:
     assert done.returncode == 1
     (line,) = own_lines(done.stderr, "fetch-weights")
     assert "unknown torchvision weights 'IMAGENET22K'; use imagenet" in line
+
+
+def test_any_file_by_url_is_written_only_when_its_sha256_matches(tiny_head: tuple[Path, str], tmp_path: Path) -> None:
+    """What the chart's cifarHead.source url runs in its init container (here a file:// URL; http(s) in a cluster)."""
+    head = tiny_head[0]
+    output = tmp_path / "mounted" / "cifar10_head.pt"
+    url = head.as_uri()
+    wrong = _fetch(tmp_path, "--url", url, "--sha256", "0" * 64, "--output", str(output))
+    assert wrong.returncode == 1 and "sha256 mismatch" in wrong.stderr
+    assert not output.exists() and list(output.parent.iterdir()) == []  # no partial file left behind
+    done = _fetch(tmp_path, "--url", url, "--sha256", sha256_of(head), "--output", str(output))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"path={output}", f"sha256={sha256_of(head)}"]
+    assert output.read_bytes() == head.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--url", "file:///x", "--output", "/tmp/x"), "needs --sha256 with the file's full sha256"),
+        (("--url", "file:///x"), "--url and --output go together"),
+    ],
+)
+def test_a_url_without_its_sha256_or_output_is_a_usage_error(args: tuple[str, ...], says: str, tmp_path: Path) -> None:
+    done = _fetch(tmp_path, *args)
+    assert done.returncode == 2 and says in done.stderr
