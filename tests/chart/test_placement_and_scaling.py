@@ -167,6 +167,12 @@ def test_keda_replaces_the_hpa_with_a_scaled_object_on_the_releases_metric() -> 
     )
 
 
+def test_the_notes_show_what_keda_scales_on() -> None:
+    text = notes({"autoscaling": {"keda": {"enabled": True}}})
+    assert f'sum(visionserve_requests_in_flight{{namespace="{NAMESPACE}", job="visionserve-metrics"}}) / 4' in text
+    assert "its HPA: keda-hpa-visionserve" in text
+
+
 def test_keda_needs_autoscaling_on() -> None:
     message = _failure({"autoscaling": {"enabled": False, "keda": {"enabled": True}}})
     assert "autoscaling.keda.enabled needs autoscaling.enabled" in message
