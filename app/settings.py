@@ -78,6 +78,13 @@ class Settings:
     torch_threads: int = _setting(
         0, "Inference threads per worker (torch or OpenVINO); 0 = CPU quota / workers.", low=0, high=256
     )
+    cpu_request_millicores: int = _setting(
+        0,
+        "The container's CPU request in millicores (the chart passes it through the downward API): without a CPU"
+        " limit (no cgroup quota) inference threads follow it; 0 = the CPUs this process may run on.",
+        low=0,
+        high=10_000_000,
+    )
     preprocess_threads: int = _setting(
         0, "Decode/resize threads per worker; 0 = a quarter of the inference threads, at least one.", low=0, high=64
     )

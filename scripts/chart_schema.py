@@ -13,11 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "charts" / "visionserve" / "values.schema.json"
+ALERTS = ROOT / "monitoring" / "alerts.yaml"
 # Settings the chart sets itself (from gpu, resources, containerPort, shutdown, metrics, auth): not user config.
+# All are in the ConfigMap's config.yaml but cpu_request_millicores, a variable from the downward API.
 CHART_OWNED = (
     "host",
     "port",
@@ -30,6 +34,7 @@ CHART_OWNED = (
     "api_keys_file",
     "cache_max_entries",
     "cache_max_bytes",
+    "cpu_request_millicores",
 )
 
 
@@ -65,6 +70,42 @@ def free_map(description: str, values: str = "string") -> dict[str, Any]:
 
 def free_list(description: str) -> dict[str, Any]:
     return {"type": "array", "description": description, "items": {"type": "object"}}
+
+
+def templated_list(description: str) -> dict[str, Any]:
+    """A list of Kubernetes objects, or a string that tpl renders into one."""
+    return {"type": ["array", "string"], "description": description, "items": {"type": "object"}}
+
+
+def templated_map(description: str) -> dict[str, Any]:
+    """A map, or a string that tpl renders into one."""
+    return {"type": ["object", "string"], "description": description}
+
+
+def alert_names(path: Path = ALERTS) -> list[str]:
+    """The alerts of monitoring/alerts.yaml: the keys the per-alert values accept (a typo fails at install)."""
+    groups = yaml.safe_load(path.read_text())["groups"]
+    return sorted(rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule)
+
+
+def per_alert(description: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "propertyNames": {"enum": alert_names()},
+        "additionalProperties": value,
+    }
+
+
+def scrape(kind: str) -> dict[str, Any]:
+    return obj(
+        {
+            "enabled": boolean(f"Create a {kind}."),
+            "interval": string("Scrape interval.", pattern="^[0-9]+(ms|s|m|h)$"),
+            "scrapeTimeout": string("Scrape timeout.", pattern="^[0-9]+(ms|s|m|h)$"),
+            "additionalLabels": free_map("Extra labels (release: <kube-prometheus-stack release>)."),
+        }
+    )
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +169,8 @@ QUANTITY = {"type": ["string", "integer", "number"], "pattern": r"^[0-9]+(\.[0-9
 DNS_SUBDOMAIN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$"  # a Secret's name, or empty
 SECRET_KEY = r"^([-._a-zA-Z0-9]+)?$"  # a Secret's data key, or empty
 CPU = {"type": ["string", "integer", "number"], "pattern": r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"}
+PULL_SECRETS = {"type": "array", "items": obj({"name": {"type": "string", "minLength": 1}}, ("name",))}
+SCALING_METRICS = ("visionserve_requests_in_flight", "visionserve_queue_depth")
 
 
 def setting(name: str, description: str) -> dict[str, Any]:
@@ -187,19 +230,26 @@ def values_schema() -> dict[str, Any]:
                     },
                     ("repository", "tag", "digest", "pullPolicy"),
                 ),
-                "imagePullSecrets": {
-                    "type": "array",
-                    "items": obj({"name": string("Secret name.", minLength=1)}, ("name",)),
+                "global": {
+                    "type": "object",
+                    "description": "Values shared by a parent chart; imageRegistry and imagePullSecrets are read.",
+                    "properties": {
+                        "imageRegistry": string("Registry replacing every image's registry; empty keeps them."),
+                        "imagePullSecrets": PULL_SECRETS,
+                    },
                 },
+                "imagePullSecrets": PULL_SECRETS,
                 "nameOverride": string("Chart name override.", maxLength=63),
                 "fullnameOverride": string("Full name override.", maxLength=63),
                 "replicaCount": integer("Replicas without the HPA.", 1),
                 "updateStrategy": {
                     "type": "object",
-                    "description": "Deployment strategy.",
-                    "required": ["type"],
+                    "description": "Deployment strategy; empty: chosen by gpu.enabled.",
                     "properties": {"type": {"enum": ["RollingUpdate", "Recreate"]}},
+                    "dependentRequired": {"rollingUpdate": ["type"]},
                 },
+                "minReadySeconds": integer("Seconds ready before available.", 0, 3600),
+                "progressDeadlineSeconds": integer("Seconds without progress before a rollout fails.", 1, 86400),
                 "config": config_schema(),
                 "cache": obj(
                     {
@@ -239,7 +289,7 @@ def values_schema() -> dict[str, Any]:
                 "resources": obj(
                     {
                         "requests": obj({"cpu": CPU, "memory": QUANTITY}, ("cpu", "memory")),
-                        "limits": obj({"cpu": CPU, "memory": QUANTITY}, ("cpu", "memory")),
+                        "limits": obj({"cpu": nullable(CPU), "memory": QUANTITY}, ("memory",)),
                     },
                     ("requests", "limits"),
                 ),
@@ -247,8 +297,12 @@ def values_schema() -> dict[str, Any]:
                     {
                         "enabled": boolean("Run on GPU nodes."),
                         "count": integer("GPUs (and workers) per pod.", 1, 16),
+                        "resourceName": string(
+                            "Extended resource name of a GPU.", pattern=r"^[a-z0-9.-]+/[A-Za-z0-9._-]+$"
+                        ),
                         "nodeSelector": free_map("Node selector for GPU nodes."),
                         "runtimeClassName": string("Runtime class for GPUs."),
+                        "imageTagSuffix": string("Image tag suffix on GPU pods.", pattern=r"^[A-Za-z0-9_.-]*$"),
                     }
                 ),
                 "shutdown": obj(
@@ -272,17 +326,31 @@ def values_schema() -> dict[str, Any]:
                         "enabled": boolean("Create an HPA."),
                         "minReplicas": integer("Fewest replicas.", 1),
                         "maxReplicas": integer("Most replicas.", 1),
-                        "targetCPUUtilizationPercentage": integer("CPU target in percent.", 1, 100),
+                        "targetCPUUtilizationPercentage": integer("CPU target in percent.", 1, 1000),
+                        "metrics": templated_list("autoscaling/v2 metric specs replacing the default."),
                         "customMetric": obj(
                             {
                                 "enabled": boolean("Add a Pods metric."),
-                                "name": string(
-                                    "Metric name.", enum=["visionserve_requests_in_flight", "visionserve_queue_depth"]
-                                ),
+                                "name": string("Metric name.", enum=list(SCALING_METRICS)),
                                 "targetAverageValue": {"type": ["string", "integer"], "description": "Per-pod target."},
                             }
                         ),
                         "behavior": {"type": "object", "description": "autoscaling/v2 behavior."},
+                        "keda": obj(
+                            {
+                                "enabled": boolean("Create a KEDA ScaledObject instead of the HPA."),
+                                "serverAddress": string("Prometheus URL.", pattern="^https?://"),
+                                "metric": string("Summed gauge.", enum=list(SCALING_METRICS)),
+                                "threshold": {
+                                    "type": ["string", "integer", "number"],
+                                    "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                                    "description": "Target per pod.",
+                                },
+                                "query": string("PromQL replacing the generated query."),
+                                "pollingInterval": integer("Seconds between queries.", 1, 3600),
+                                "authenticationRef": string("TriggerAuthentication name."),
+                            }
+                        ),
                     }
                 ),
                 "podDisruptionBudget": obj(
@@ -294,6 +362,9 @@ def values_schema() -> dict[str, Any]:
                             "pattern": "^[0-9]+%$",
                             "description": "Pods down at once.",
                         },
+                        "unhealthyPodEvictionPolicy": string(
+                            "Eviction of running but not ready pods.", enum=["AlwaysAllow", "IfHealthyBudget"]
+                        ),
                     }
                 ),
                 "service": obj(
@@ -301,6 +372,14 @@ def values_schema() -> dict[str, Any]:
                         "type": string("Service type.", enum=["ClusterIP", "NodePort", "LoadBalancer"]),
                         "port": integer("Service port.", 1, 65535),
                         "annotations": free_map("Service annotations."),
+                        "loadBalancerSourceRanges": {
+                            "type": "array",
+                            "description": "CIDRs allowed through a LoadBalancer.",
+                            "items": {"type": "string", "pattern": r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"},
+                        },
+                        "externalTrafficPolicy": string(
+                            "Cluster or Local; empty: Cluster.", enum=["", "Cluster", "Local"]
+                        ),
                     }
                 ),
                 "containerPort": integer("Container port.", 1024, 65535),
@@ -362,28 +441,40 @@ def values_schema() -> dict[str, Any]:
                         "tls": free_list("TLS blocks."),
                     }
                 ),
+                "httpRoute": obj(
+                    {
+                        "enabled": boolean("Create an HTTPRoute."),
+                        "annotations": free_map("Annotations."),
+                        "parentRefs": {**templated_list("Gateways the route attaches to."), "minItems": 1},
+                        "hostnames": templated_list("Host names.") | {"items": {"type": "string"}},
+                        "matches": free_list("HTTPRoute matches."),
+                        "filters": free_list("HTTPRoute filters."),
+                    }
+                ),
                 "networkPolicy": obj(
                     {
                         "enabled": boolean("Create a NetworkPolicy."),
                         "allowedFrom": free_list("NetworkPolicy peers allowed to call the API."),
                         "monitoringNamespaceSelector": free_map("Labels of the monitoring namespace."),
                         "allowAllEgress": boolean("Allow all egress."),
+                        "extraIngress": templated_list("More NetworkPolicy ingress rules."),
                     }
                 ),
                 "monitoring": obj(
                     {
-                        "serviceMonitor": obj(
-                            {
-                                "enabled": boolean("Create a ServiceMonitor."),
-                                "interval": string("Scrape interval.", pattern="^[0-9]+(ms|s|m|h)$"),
-                                "scrapeTimeout": string("Scrape timeout.", pattern="^[0-9]+(ms|s|m|h)$"),
-                                "additionalLabels": free_map("Extra labels."),
-                            }
-                        ),
+                        "serviceMonitor": scrape("ServiceMonitor"),
+                        "podMonitor": scrape("PodMonitor"),
                         "prometheusRule": obj(
                             {
                                 "enabled": boolean("Create a PrometheusRule."),
                                 "additionalLabels": free_map("Extra labels."),
+                                "job": string("job label of this release's targets; empty: the chart's."),
+                                "disabled": per_alert("Alerts left out.", {"type": "boolean"}),
+                                "additionalRuleLabels": free_map("Labels on every alert."),
+                                "additionalRuleAnnotations": free_map("Annotations on every alert."),
+                                "alertLabels": per_alert(
+                                    "Labels per alert.", {"type": "object", "additionalProperties": {"type": "string"}}
+                                ),
                             }
                         ),
                         "dashboards": obj(
@@ -397,14 +488,44 @@ def values_schema() -> dict[str, Any]:
                         ),
                     }
                 ),
-                "podAnnotations": free_map("Pod annotations."),
-                "podLabels": free_map("Pod labels."),
-                "nodeSelector": free_map("Node selector."),
-                "tolerations": free_list("Tolerations."),
-                "affinity": {"type": "object", "description": "Affinity."},
-                "topologySpreadConstraints": free_list("Topology spread constraints."),
+                "commonLabels": templated_map("Labels on every object."),
+                "podAnnotations": templated_map("Pod annotations."),
+                "podLabels": templated_map("Pod labels."),
+                "nodeSelector": templated_map("Node selector."),
+                "tolerations": templated_list("Tolerations."),
+                "affinity": templated_map("Affinity."),
+                "topologySpread": obj(
+                    {
+                        "mode": string("Default spread.", enum=["soft", "hard", "none"]),
+                        "maxSkew": integer("Most pods one domain holds above another.", 1),
+                        "topologyKeys": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    }
+                ),
+                "topologySpreadConstraints": templated_list("Topology spread constraints replacing the default."),
                 "priorityClassName": string("PriorityClass."),
-                "extraEnv": free_list("Extra environment variables."),
+                "extraEnv": templated_list("Extra environment variables."),
+                "extraEnvFrom": templated_list("envFrom entries."),
+                "extraVolumes": templated_list("Extra volumes."),
+                "extraVolumeMounts": templated_list("Extra volume mounts."),
+                "initContainers": templated_list("Init containers after the chart's own."),
+                "sidecars": templated_list("Extra containers."),
+                "verticalPodAutoscaler": obj(
+                    {
+                        "enabled": boolean("Create a VPA."),
+                        "updateMode": string(
+                            "VPA update mode.", enum=["Off", "Initial", "Recreate", "InPlaceOrRecreate", "Auto"]
+                        ),
+                        "controlledResources": {
+                            "type": "array",
+                            "items": {"enum": ["cpu", "memory"]},
+                            "minItems": 1,
+                            "uniqueItems": True,
+                        },
+                        "controlledValues": string("What the VPA changes.", enum=["RequestsOnly", "RequestsAndLimits"]),
+                        "minAllowed": obj({"cpu": CPU, "memory": QUANTITY}),
+                        "maxAllowed": obj({"cpu": CPU, "memory": QUANTITY}),
+                    }
+                ),
                 "podSecurityContext": POD_SECURITY_CONTEXT,
                 "containerSecurityContext": CONTAINER_SECURITY_CONTEXT,
                 "tests": obj({"image": string("Test pod image; empty means the service image.")}),

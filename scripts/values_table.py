@@ -99,13 +99,18 @@ def defaults() -> str:
             "`vX.Y.Z` tag is pushed; until such a release has run, nothing is published: build the image yourself "
             "(`make kind-demo` does, for kind) and set `image.repository` and `image.tag`.",
             f"- **Cost**: {pods}, each requesting {requests['cpu']} CPU and {requests['memory']} "
-            f"(limits {limits['cpu']} CPU, {limits['memory']}): at least "
+            f"({_limits_text(limits)}): at least "
             f"{_cpu(requests['cpu']) * low:g} CPU and {_quantity_gib(requests['memory']) * low:g} GiB requested, "
             f"{_cpu(requests['cpu']) * high:g} CPU and {_quantity_gib(requests['memory']) * high:g} GiB at the most. "
             "A laptop cluster cannot schedule that: `ci/kind-demo-values.yaml` asks "
             f"{demo['replicaCount']} pod of {demo_requests['cpu']} CPU and {demo_requests['memory']} (docs/kind.md).",
         ]
     )
+
+
+def _limits_text(limits: dict) -> str:
+    cpu = f"limit {limits['cpu']} CPU" if "cpu" in limits else "no CPU limit"
+    return f"{cpu}, memory limit {limits['memory']}" if "memory" in limits else cpu
 
 
 def _between(readme: str, begin: str, end: str, body: str) -> str:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from app import __version__
 from app.runtimes.base import UnsupportedError
+
+# The released image: its torch is PyPI's CUDA build (requirements/image.lock), so it runs on CPU and GPU nodes.
+IMAGE = "ghcr.io/visionserve/visionserve"
 
 # Precision names as OpenVINO's INFERENCE_PRECISION_HINT spells them.
 OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
@@ -12,9 +16,24 @@ OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 OPENVINO_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
 
 
+def no_cuda_message(built_for: str | None, version: str = torch.__version__) -> str:
+    """Why device=cuda cannot run here, in one message: torch without CUDA needs another image; with CUDA, a GPU."""
+    if built_for is None:
+        return (
+            f"device=cuda, but this image's torch {version} is built without CUDA: run {IMAGE}:{__version__}, whose "
+            "torch is built for CUDA (the chart's default image; gpu.imageTagSuffix must point at a CUDA build), "
+            "or set device=cpu"
+        )
+    return (
+        f"device=cuda, but torch {version} (built for CUDA {built_for}) sees no GPU: the container needs one "
+        f"(the chart's gpu.enabled requests it) on a node whose NVIDIA driver supports CUDA {built_for}, "
+        "or set device=cpu"
+    )
+
+
 def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise UnsupportedError("device=cuda was requested but no CUDA device is available; use device=cpu or auto")
+        raise UnsupportedError(no_cuda_message(torch.version.cuda))
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)

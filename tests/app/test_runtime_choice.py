@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from app import __version__
 from app.models.network import build_network
 from app.runtimes import openvino_runtime
 from app.runtimes.base import UnsupportedError
-from app.runtimes.choice import openvino_precision, resolve_runtime, torch_precision
+from app.runtimes.choice import openvino_precision, resolve_device, resolve_runtime, torch_precision
 from app.runtimes.factory import model_cache_dir
 from app.settings import Settings, SettingsError
 from tests.helpers import on_a_worker_thread
@@ -118,3 +119,21 @@ def test_an_unwritable_cache_is_reported_and_the_model_still_runs(
     assert any("cannot write the model cache" in record.getMessage() for record in caplog.records)
     outputs = on_a_worker_thread(runtime.forward, np.zeros((1, 224, 224, 3), dtype=np.uint8))
     assert outputs[0].shape == (1, 1000)
+
+
+def test_cuda_without_a_gpu_says_what_the_container_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    with pytest.raises(UnsupportedError, match=r"built for CUDA 13\.0\) sees no GPU: the container needs one"):
+        resolve_device("cuda")
+
+
+def test_cuda_on_a_torch_without_cuda_names_the_image_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(UnsupportedError) as caught:
+        resolve_device("cuda")
+    message = str(caught.value)
+    assert f"is built without CUDA: run ghcr.io/visionserve/visionserve:{__version__}" in message
+    assert message.count("\n") == 0 and "device=cpu" in message
+    assert resolve_device("auto") == CPU  # auto never fails: it falls back to the CPU

@@ -1,7 +1,9 @@
-"""The fields of the Prometheus Operator CRDs (monitoring.coreos.com/v1) the chart may write.
+"""The fields of the CRDs the chart may write: Prometheus Operator (monitoring.coreos.com/v1), KEDA's ScaledObject
+(keda.sh/v1alpha1), Gateway API's HTTPRoute (gateway.networking.k8s.io/v1) and the VerticalPodAutoscaler
+(autoscaling.k8s.io/v1).
 
 kubernetes-validate has no schemas for CRDs, so these strict subsets of the CRDs' OpenAPI schemas
-(field names, types, required keys and the Duration pattern as the operator defines them) stand in.
+(field names, types, enums, required keys and the Duration pattern as each project defines them) stand in.
 """
 
 from __future__ import annotations
@@ -30,13 +32,13 @@ LABEL_SELECTOR = {
 }
 
 
-def _crd(kind: str, spec: dict) -> dict:
+def _crd(kind: str, spec: dict, api_version: str = "monitoring.coreos.com/v1") -> dict:
     return {
         "type": "object",
         "required": ["apiVersion", "kind", "metadata", "spec"],
         "additionalProperties": False,
         "properties": {
-            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "apiVersion": {"const": api_version},
             "kind": {"const": kind},
             "metadata": METADATA,
             "spec": spec,
@@ -84,6 +86,28 @@ SERVICE_MONITOR = _crd(
     },
 )
 
+POD_MONITOR = _crd(
+    "PodMonitor",
+    {
+        "type": "object",
+        "required": ["selector"],
+        "additionalProperties": False,
+        "properties": {
+            "selector": LABEL_SELECTOR,
+            "namespaceSelector": SERVICE_MONITOR["properties"]["spec"]["properties"]["namespaceSelector"],
+            "podMetricsEndpoints": {
+                "type": "array",
+                "items": {
+                    **ENDPOINT,
+                    "properties": {**ENDPOINT["properties"], "portNumber": {"type": "integer"}},
+                },
+            },
+            "jobLabel": {"type": "string"},
+            "podTargetLabels": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+)
+
 RULE = {
     "type": "object",
     "required": ["expr"],
@@ -125,4 +149,196 @@ PROMETHEUS_RULE = _crd(
     },
 )
 
-CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR, "PrometheusRule": PROMETHEUS_RULE}
+OBJECT_REFERENCE = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "name": {"type": "string"}},
+}
+
+SCALED_OBJECT = _crd(
+    "ScaledObject",
+    {
+        "type": "object",
+        "required": ["scaleTargetRef", "triggers"],
+        "additionalProperties": False,
+        "properties": {
+            "scaleTargetRef": {
+                **OBJECT_REFERENCE,
+                "properties": {**OBJECT_REFERENCE["properties"], "envSourceContainerName": {"type": "string"}},
+            },
+            "pollingInterval": {"type": "integer"},
+            "cooldownPeriod": {"type": "integer"},
+            "initialCooldownPeriod": {"type": "integer"},
+            "idleReplicaCount": {"type": "integer"},
+            "minReplicaCount": {"type": "integer"},
+            "maxReplicaCount": {"type": "integer"},
+            "fallback": {
+                "type": "object",
+                "required": ["failureThreshold", "replicas"],
+                "properties": {"failureThreshold": {"type": "integer"}, "replicas": {"type": "integer"}},
+            },
+            "advanced": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "restoreToOriginalReplicaCount": {"type": "boolean"},
+                    "horizontalPodAutoscalerConfig": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"name": {"type": "string"}, "behavior": {"type": "object"}},
+                    },
+                    "scalingModifiers": {"type": "object"},
+                },
+            },
+            "triggers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["type", "metadata"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "type": {"type": "string"},
+                        "name": {"type": "string"},
+                        "metadata": STRING_MAP,  # every trigger parameter is a string
+                        "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
+                        "useCachedMetrics": {"type": "boolean"},
+                        "authenticationRef": {
+                            "type": "object",
+                            "required": ["name"],
+                            "additionalProperties": False,
+                            "properties": {"name": {"type": "string"}, "kind": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "keda.sh/v1alpha1",
+)
+
+PARENT_REFERENCE = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "group": {"type": "string"},
+        "kind": {"type": "string"},
+        "namespace": {"type": "string"},
+        "name": {"type": "string", "minLength": 1},
+        "sectionName": {"type": "string"},
+        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+    },
+}
+HTTP_MATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "path": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]},
+                "value": {"type": "string", "maxLength": 1024},
+            },
+        },
+        "headers": {"type": "array"},
+        "queryParams": {"type": "array"},
+        "method": {"enum": ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]},
+    },
+}
+HTTP_ROUTE = _crd(
+    "HTTPRoute",
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "parentRefs": {"type": "array", "maxItems": 32, "items": PARENT_REFERENCE},
+            "hostnames": {"type": "array", "maxItems": 16, "items": {"type": "string", "maxLength": 253}},
+            "rules": {
+                "type": "array",
+                "maxItems": 16,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string"},
+                        "matches": {"type": "array", "maxItems": 64, "items": HTTP_MATCH},
+                        "filters": {"type": "array", "maxItems": 16, "items": {"type": "object", "required": ["type"]}},
+                        "backendRefs": {
+                            "type": "array",
+                            "maxItems": 16,
+                            "items": {
+                                **PARENT_REFERENCE,
+                                "properties": {
+                                    **PARENT_REFERENCE["properties"],
+                                    "weight": {"type": "integer"},
+                                    "filters": {"type": "array"},
+                                },
+                            },
+                        },
+                        "timeouts": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"request": {"type": "string"}, "backendRequest": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "gateway.networking.k8s.io/v1",
+)
+
+RESOURCE_LIST = {"type": "object", "additionalProperties": {"type": ["string", "integer"]}}
+VERTICAL_POD_AUTOSCALER = _crd(
+    "VerticalPodAutoscaler",
+    {
+        "type": "object",
+        "required": ["targetRef"],
+        "additionalProperties": False,
+        "properties": {
+            "targetRef": OBJECT_REFERENCE,
+            "updatePolicy": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "updateMode": {"enum": ["Off", "Initial", "Recreate", "InPlaceOrRecreate", "Auto"]},
+                    "minReplicas": {"type": "integer"},
+                },
+            },
+            "resourcePolicy": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "containerPolicies": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "containerName": {"type": "string"},
+                                "mode": {"enum": ["Auto", "Off"]},
+                                "minAllowed": RESOURCE_LIST,
+                                "maxAllowed": RESOURCE_LIST,
+                                "controlledResources": {"type": "array", "items": {"type": "string"}},
+                                "controlledValues": {"enum": ["RequestsAndLimits", "RequestsOnly"]},
+                            },
+                        },
+                    }
+                },
+            },
+            "recommenders": {"type": "array"},
+        },
+    },
+    "autoscaling.k8s.io/v1",
+)
+
+CRD_SCHEMAS = {
+    "ServiceMonitor": SERVICE_MONITOR,
+    "PodMonitor": POD_MONITOR,
+    "PrometheusRule": PROMETHEUS_RULE,
+    "ScaledObject": SCALED_OBJECT,
+    "HTTPRoute": HTTP_ROUTE,
+    "VerticalPodAutoscaler": VERTICAL_POD_AUTOSCALER,
+}

@@ -7,7 +7,6 @@ import tarfile
 from pathlib import Path
 
 import helm_python as helm
-import yaml
 
 from tests.chart.rendering import CHART, one, render
 from tests.helpers import ROOT, load_script, run_script
@@ -87,8 +86,7 @@ def test_the_packaged_chart_carries_the_files_and_renders_them(tmp_path: Path) -
         }
     tar_dir = tmp_path / "unpacked"
     helm.expand(tar_dir, archive)
-    rule = one(
-        render({"monitoring": {"prometheusRule": {"enabled": True}}}, chart_dir=tar_dir / "visionserve"),
-        "PrometheusRule",
-    )
-    assert rule["spec"] == yaml.safe_load((MONITORING / "alerts.yaml").read_text())
+    values = {"monitoring": {"prometheusRule": {"enabled": True}, "dashboards": {"enabled": True}}}
+    packaged_render = render(values, chart_dir=tar_dir / "visionserve")
+    assert one(packaged_render, "PrometheusRule")["spec"]["groups"]
+    assert packaged_render == render(values)

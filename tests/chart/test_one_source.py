@@ -9,7 +9,9 @@ import helm_python as helm
 import pytest
 import yaml
 
-from app.threads import threads_for
+from app.runtimes.choice import IMAGE
+from app.settings import ENV_PREFIX, load_settings
+from app.threads import threads_for, threads_per_worker
 from tests.chart.rendering import CHART, config_yaml, one, render, service_config
 from tests.helpers import load_script
 
@@ -45,11 +47,45 @@ def test_torch_threads_follow_the_cpu_limit(cpu: str | float, workers: int, tmp_
     assert settings.torch_threads == threads_for(_cores(cpu), workers)
 
 
+def _service_env(documents: list[dict]) -> dict[str, dict]:
+    """The service container's VISIONSERVE_* variables: name -> its env entry."""
+    container = one(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e for e in container["env"] if e["name"].startswith(ENV_PREFIX)}
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("request_cpu", ["500m", 1, "1500m", 2, "2500m", 4])
+def test_without_a_cpu_limit_threads_follow_the_request_through_the_downward_api(
+    request_cpu: str | float, workers: int, tmp_path: Path
+) -> None:
+    """No CPU limit: the chart leaves torch_threads to the service, which divides the request the downward API gives."""
+    values: dict = {"resources": {"requests": {"cpu": request_cpu, "memory": "1Gi"}, "limits": {"memory": "2Gi"}}}
+    if workers > 1:
+        values["gpu"] = {"enabled": True, "count": workers}
+    documents = render(values)
+    assert "cpu" not in one(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert service_config(documents, tmp_path).torch_threads == 0
+    field = _service_env(documents)["VISIONSERVE_CPU_REQUEST_MILLICORES"]["valueFrom"]["resourceFieldRef"]
+    assert field == {"containerName": "visionserve", "resource": "requests.cpu", "divisor": "1m"}
+    # what the kubelet writes into the variable: the request in millicores (divisor 1m)
+    millicores = str(round(_cores(request_cpu) * 1000))
+    config = tmp_path / "config.yaml"
+    config.write_text(config_yaml(documents))
+    settings = load_settings(environ={"VISIONSERVE_CPU_REQUEST_MILLICORES": millicores}, config_file=config)
+    (tmp_path / "cpu.max").write_text("max 100000\n")  # no CFS quota: the container has no CPU limit
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("app.threads.CPU_MAX", tmp_path / "cpu.max")
+        assert threads_per_worker(settings) == threads_for(_cores(request_cpu), workers)
+
+
 def test_the_chart_owns_exactly_the_keys_the_schema_generator_leaves_out() -> None:
-    rendered = set(yaml.safe_load(config_yaml(render())))
+    documents = render()
+    rendered = set(yaml.safe_load(config_yaml(documents)))
+    from_env = {name.removeprefix(ENV_PREFIX).lower() for name in _service_env(documents)}
     with helm.Chart.load(CHART) as chart:
         user_keys = set(chart.values["config"])
-    assert rendered - user_keys == set(chart_schema.CHART_OWNED)
+    assert (rendered - user_keys) | from_env == set(chart_schema.CHART_OWNED)
+    assert not rendered & from_env
     assert not user_keys & set(chart_schema.CHART_OWNED)
 
 
@@ -66,7 +102,7 @@ def test_the_chart_wins_when_the_schema_is_skipped(tmp_path: Path) -> None:
     attempt = {key: "set-by-user" for key in chart_schema.CHART_OWNED}
     defaults = yaml.safe_load(config_yaml(render()))
     wins = yaml.safe_load(config_yaml(render({"config": attempt}, chart_dir=unchecked)))
-    assert {key: wins[key] for key in attempt} == {key: defaults[key] for key in attempt}
+    assert {key: wins.get(key) for key in attempt} == {key: defaults.get(key) for key in attempt}
     assert "set-by-user" not in wins.values()
 
 
@@ -76,3 +112,10 @@ def test_the_chart_wins_even_where_its_value_is_empty(tmp_path: Path) -> None:
     shutil.copytree(CHART, unchecked, ignore=shutil.ignore_patterns("values.schema.json"))
     values = {"shutdown": {"drainSeconds": 0}, "config": {"drain_seconds": 9}}
     assert yaml.safe_load(config_yaml(render(values, chart_dir=unchecked)))["drain_seconds"] == 0
+
+
+def test_the_image_the_service_names_for_cuda_is_the_charts_default() -> None:
+    """The service's message for device=cuda without CUDA names the image the chart runs by default."""
+    with helm.Chart.load(CHART) as chart:
+        assert chart.values["image"]["repository"] == IMAGE
+        assert chart.values["gpu"]["imageTagSuffix"] == ""

@@ -37,25 +37,36 @@ def test_builtin_objects_pass_strict_kubernetes_schemas(ci_values: dict, version
         kubernetes_validate.validate(doc, version, strict=True)  # raises on unknown or mistyped fields
 
 
-def _enables_prometheus_operator(values: dict) -> bool:
+def _enables_crd_objects(values: dict) -> bool:
+    """Whether the values turn on an object of a CRD (the Prometheus Operator's, KEDA's, Gateway API's, the VPA's)."""
     monitoring = values.get("monitoring", {})
-    return any(monitoring.get(key, {}).get("enabled") for key in ("serviceMonitor", "prometheusRule"))
+    return (
+        any(monitoring.get(key, {}).get("enabled") for key in ("serviceMonitor", "podMonitor", "prometheusRule"))
+        or values.get("autoscaling", {}).get("keda", {}).get("enabled", False)
+        or any(values.get(key, {}).get("enabled") for key in ("httpRoute", "verticalPodAutoscaler"))
+    )
 
 
 def _crd_objects(values: dict) -> list[dict]:
     return [doc for doc in render(values) if doc["kind"] in CRD_SCHEMAS]
 
 
-CRD_CI_VALUES = [path for path in CI_VALUES if _enables_prometheus_operator(values_of(path))]
+CRD_CI_VALUES = [path for path in CI_VALUES if _enables_crd_objects(values_of(path))]
 
 
 @pytest.mark.parametrize("path", CRD_CI_VALUES, ids=lambda path: path.name.removesuffix("-values.yaml"))
-def test_prometheus_operator_objects_match_their_crd_fields(path: Path) -> None:
+def test_crd_objects_match_their_crd_fields(path: Path) -> None:
     checked = 0
     for doc in _crd_objects(values_of(path)):
         jsonschema.validate(doc, CRD_SCHEMAS[doc["kind"]])
         checked += 1
-    assert checked > 0, f"{path.name} enables monitoring but rendered no ServiceMonitor or PrometheusRule"
+    assert checked > 0, f"{path.name} enables a CRD object but rendered none"
+
+
+def test_every_crd_kind_is_checked_by_some_ci_values() -> None:
+    """Each CRD kind the chart can write is rendered by a ci/ file, so its schema check runs in CI too."""
+    rendered = {doc["kind"] for path in CRD_CI_VALUES for doc in _crd_objects(values_of(path))}
+    assert rendered == set(CRD_SCHEMAS)
 
 
 def test_the_ci_values_that_render_crd_objects_are_exactly_those_checked() -> None:
@@ -70,6 +81,14 @@ def test_the_crd_check_catches_a_wrong_field() -> None:
     monitor["spec"]["endpoints"][0]["intervall"] = "30s"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(monitor, CRD_SCHEMAS["ServiceMonitor"])
+
+
+def test_the_crd_check_catches_a_number_where_keda_wants_a_string() -> None:
+    scaled = next(doc for doc in _crd_objects({"autoscaling": {"keda": {"enabled": True}}}))
+    jsonschema.validate(scaled, CRD_SCHEMAS["ScaledObject"])
+    scaled["spec"]["triggers"][0]["metadata"]["threshold"] = 4
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(scaled, CRD_SCHEMAS["ScaledObject"])
 
 
 def test_every_object_is_in_the_release_namespace_with_standard_labels(ci_values: dict) -> None:

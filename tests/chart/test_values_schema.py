@@ -62,7 +62,7 @@ def test_every_values_key_has_a_comment() -> None:
     """Each mapping key in values.yaml is preceded by a comment line (list items are data, not keys)."""
     lines = (CHART / "values.yaml").read_text().splitlines()
     undocumented = []
-    data_blocks = ("behavior:", "hosts:", "command:", "args:", "updateStrategy:")
+    data_blocks = ("behavior:", "hosts:", "command:", "args:", "updateStrategy:", "parentRefs:", "matches:")
     skip_below: int | None = None
     for number, line in enumerate(lines):
         match = re.match(r"^( *)([A-Za-z][\w.-]*):", line)

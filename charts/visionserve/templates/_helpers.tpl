@@ -28,13 +28,27 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Standard labels on every object. */}}
+{{/* A value rendered through tpl, Bitnami's tplvalues.render: a string as a template, anything else as its YAML. */}}
+{{- define "visionserve.tpl" -}}
+{{- $value := index . 0 }}
+{{- $context := index . 1 }}
+{{- if typeIs "string" $value }}
+{{- tpl $value $context }}
+{{- else }}
+{{- tpl ($value | toYaml) $context }}
+{{- end }}
+{{- end }}
+
+{{/* Standard labels on every object, and commonLabels. */}}
 {{- define "visionserve.labels" -}}
 helm.sh/chart: {{ include "visionserve.chart" . }}
 {{ include "visionserve.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: visionserve
+{{- with .Values.commonLabels }}
+{{ include "visionserve.tpl" (list . $) }}
+{{- end }}
 {{- end }}
 
 {{/* Selector labels: name + instance only, so they never change on upgrade. */}}
@@ -51,6 +65,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: test
+{{- with .Values.commonLabels }}
+{{ include "visionserve.tpl" (list . $) }}
+{{- end }}
 {{- end }}
 
 {{- define "visionserve.serviceAccountName" -}}
@@ -61,12 +78,114 @@ app.kubernetes.io/component: test
 {{- end }}
 {{- end }}
 
-{{/* repository:tag or repository@digest; the tag defaults to appVersion, never latest. */}}
-{{- define "visionserve.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{/*
+An image reference with global.imageRegistry in place of its registry: the first path component is a registry
+when it holds a dot or a colon or is localhost (Docker's rule), as in ghcr.io/visionserve/visionserve.
+*/}}
+{{- define "visionserve.withRegistry" -}}
+{{- $root := index . 0 }}
+{{- $image := index . 1 }}
+{{- $registry := dig "imageRegistry" "" ($root.Values.global | default dict) }}
+{{- if $registry }}
+{{- $parts := splitList "/" $image }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $parts = rest $parts }}
+{{- end }}
+{{- printf "%s/%s" (trimSuffix "/" $registry) (join "/" $parts) }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $image }}
+{{- end }}
+{{- end }}
+
+{{/*
+repository:tag or repository@digest; the tag defaults to appVersion, never latest, and takes gpu.imageTagSuffix on
+GPU pods.
+*/}}
+{{- define "visionserve.image" -}}
+{{- $repository := include "visionserve.withRegistry" (list . .Values.image.repository) }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- $suffix := ternary .Values.gpu.imageTagSuffix "" .Values.gpu.enabled }}
+{{- printf "%s:%s%s" $repository (default .Chart.AppVersion .Values.image.tag) $suffix }}
+{{- end }}
+{{- end }}
+
+{{/* Another image of the chart (init container, helm test): its own reference, or the service's image. */}}
+{{- define "visionserve.otherImage" -}}
+{{- $root := index . 0 }}
+{{- $image := index . 1 }}
+{{- if $image }}
+{{- include "visionserve.withRegistry" (list $root $image) }}
+{{- else }}
+{{- include "visionserve.image" $root }}
+{{- end }}
+{{- end }}
+
+{{/* global.imagePullSecrets, then imagePullSecrets. */}}
+{{- define "visionserve.imagePullSecrets" -}}
+{{- $secrets := concat (dig "imagePullSecrets" list (.Values.global | default dict)) .Values.imagePullSecrets }}
+{{- with $secrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The job label Prometheus gives this release's targets: the value, else what the chart's scrape object gives. */}}
+{{- define "visionserve.metricsJob" -}}
+{{- if .Values.monitoring.prometheusRule.job }}
+{{- .Values.monitoring.prometheusRule.job }}
+{{- else if .Values.monitoring.podMonitor.enabled }}
+{{- printf "%s/%s" .Release.Namespace (include "visionserve.fullname" .) }}
+{{- else if .Values.metrics.port }}
+{{- include "visionserve.suffixed" (list . "metrics") }}
+{{- else }}
+{{- include "visionserve.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* PromQL label matchers of this release's own series: its namespace and job. */}}
+{{- define "visionserve.promSelector" -}}
+{{- printf "namespace=%q, job=%q" .Release.Namespace (include "visionserve.metricsJob" .) }}
+{{- end }}
+
+{{/* The HPA that scales the Deployment: the chart's, or the one KEDA makes for the ScaledObject. */}}
+{{- define "visionserve.hpaName" -}}
+{{- if .Values.autoscaling.keda.enabled }}
+{{- printf "keda-hpa-%s" (include "visionserve.fullname" .) }}
+{{- else }}
+{{- include "visionserve.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* The update strategy: the value, else one that needs no spare GPU when gpu.enabled. */}}
+{{- define "visionserve.updateStrategy" -}}
+{{- if .Values.updateStrategy }}
+{{- toYaml .Values.updateStrategy }}
+{{- else }}
+type: RollingUpdate
+rollingUpdate:
+  maxSurge: {{ ternary 0 1 .Values.gpu.enabled }}
+  maxUnavailable: {{ ternary 1 0 .Values.gpu.enabled }}
+{{- end }}
+{{- end }}
+
+{{/* topologySpreadConstraints, or the default spread over topologySpread.topologyKeys. */}}
+{{- define "visionserve.topologySpreadConstraints" -}}
+{{- if .Values.topologySpreadConstraints }}
+{{- include "visionserve.tpl" (list .Values.topologySpreadConstraints .) }}
+{{- else if ne .Values.topologySpread.mode "none" }}
+{{- range .Values.topologySpread.topologyKeys }}
+- maxSkew: {{ $.Values.topologySpread.maxSkew }}
+  topologyKey: {{ . }}
+  whenUnsatisfiable: {{ ternary "DoNotSchedule" "ScheduleAnyway" (eq $.Values.topologySpread.mode "hard") }}
+  labelSelector:
+    matchLabels:
+      {{- include "visionserve.selectorLabels" $ | nindent 6 }}
+  matchLabelKeys:
+    - pod-template-hash
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -75,8 +194,14 @@ app.kubernetes.io/component: test
 {{- if .Values.gpu.enabled }}{{ .Values.gpu.count }}{{ else }}1{{ end }}
 {{- end }}
 
-{{/* Torch threads per worker: the CPU limit (cores, or millicores "2500m") / workers, at least 1. */}}
+{{/*
+Torch threads per worker: the CPU limit (cores, or millicores "2500m") / workers, at least 1. Without a CPU limit, 0:
+the service divides its CPU request (VISIONSERVE_CPU_REQUEST_MILLICORES, from the downward API) the same way.
+*/}}
 {{- define "visionserve.torchThreads" -}}
+{{- if not (get .Values.resources.limits "cpu") }}
+{{- 0 }}
+{{- else }}
 {{- $cpu := toString .Values.resources.limits.cpu }}
 {{- $millis := 0 }}
 {{- if hasSuffix "m" $cpu }}
@@ -85,6 +210,7 @@ app.kubernetes.io/component: test
 {{- $millis = mulf (float64 $cpu) 1000 | int }}
 {{- end }}
 {{- max 1 (div $millis (mul 1000 (include "visionserve.workers" . | int))) }}
+{{- end }}
 {{- end }}
 
 {{/* Where the API keys Secret is mounted (a directory: one file per data entry). */}}
@@ -190,7 +316,8 @@ app.kubernetes.io/component: test
   "cache_max_bytes" (int64 .Values.cache.maxBytes)
 }}
 {{- /* set, not merge: merge lets a user's value replace an owned one that is empty ("" or 0) */}}
-{{- $config := deepCopy .Values.config }}
+{{- /* cpu_request_millicores is owned too, but set by a variable from the downward API (see deployment.yaml) */}}
+{{- $config := omit (deepCopy .Values.config) "cpu_request_millicores" }}
 {{- range $key, $value := $owned }}
 {{- $_ := set $config $key $value }}
 {{- end }}
@@ -220,6 +347,10 @@ each check yields a message or nothing, and one fail reports them all, so a wron
   (include "visionserve.validateValues.metricsPort" .)
   (include "visionserve.validateValues.apiKeys" .)
   (include "visionserve.validateValues.cifarHead" .)
+  (include "visionserve.validateValues.progressDeadline" .)
+  (include "visionserve.validateValues.keda" .)
+  (include "visionserve.validateValues.scrapedTwice" .)
+  (include "visionserve.validateValues.vpa" .)
 }}
 {{- $messages = without $messages "" }}
 {{- if $messages }}
@@ -283,5 +414,71 @@ each check yields a message or nothing, and one fail reports them all, so a wron
 {{- printf "cifarHead.name is required when cifarHead.source is %s: the %s holding the head under cifarHead.key" $head.source $head.source }}
 {{- else if and (eq $head.source "url") (not (and $head.url $head.sha256)) }}
 {{- print "cifarHead.source url needs cifarHead.url and cifarHead.sha256 (the head's full sha256, printed by make train-cifar-head)" }}
+{{- end }}
+{{- end }}
+
+{{/* A rollout is reported failed when a pod takes longer to start and count as available than this. */}}
+{{- define "visionserve.validateValues.progressDeadline" -}}
+{{- $startup := add (mul .Values.probes.startup.periodSeconds .Values.probes.startup.failureThreshold) .Values.minReadySeconds }}
+{{- if le (int .Values.progressDeadlineSeconds) (int $startup) }}
+{{- printf "progressDeadlineSeconds (%d) is not above the startup probe's allowance plus minReadySeconds (%ds): a rollout of pods that load their model slowly would be reported failed" (int .Values.progressDeadlineSeconds) (int $startup) }}
+{{- end }}
+{{- end }}
+
+{{- define "visionserve.validateValues.keda" -}}
+{{- if and .Values.autoscaling.keda.enabled (not .Values.autoscaling.enabled) }}
+{{- print "autoscaling.keda.enabled needs autoscaling.enabled (the ScaledObject takes minReplicas, maxReplicas and behavior from it)" }}
+{{- end }}
+{{- end }}
+
+{{- define "visionserve.validateValues.scrapedTwice" -}}
+{{- if and .Values.monitoring.serviceMonitor.enabled .Values.monitoring.podMonitor.enabled }}
+{{- print "monitoring.serviceMonitor and monitoring.podMonitor are both enabled: every pod would be scraped twice, under two jobs; enable one" }}
+{{- end }}
+{{- end }}
+
+{{/* A VPA that changes CPU requests fights an HPA that scales on CPU utilization (a share of the request). */}}
+{{- define "visionserve.validateValues.vpa" -}}
+{{- $vpa := .Values.verticalPodAutoscaler }}
+{{- $hpaOnCpu := and .Values.autoscaling.enabled (not .Values.autoscaling.keda.enabled) (not .Values.gpu.enabled) (not .Values.autoscaling.metrics) }}
+{{- if and $vpa.enabled (ne $vpa.updateMode "Off") (has "cpu" $vpa.controlledResources) $hpaOnCpu }}
+{{- printf "verticalPodAutoscaler.updateMode %s changes CPU requests while the HPA scales on CPU utilization: use updateMode Off, leave cpu out of controlledResources, or scale on other metrics (autoscaling.metrics or autoscaling.keda)" $vpa.updateMode }}
+{{- end }}
+{{- end }}
+
+{{/*
+The HPA's metrics: autoscaling.metrics when set; else CPU utilization on CPU pods and the per-pod custom metric when
+enabled, and on GPU pods the custom metric alone (their CPU says little about how busy the GPU is).
+*/}}
+{{- define "visionserve.hpaMetrics" -}}
+{{- if .Values.autoscaling.metrics }}
+{{- include "visionserve.tpl" (list .Values.autoscaling.metrics .) }}
+{{- else }}
+{{- if not .Values.gpu.enabled }}
+- type: Resource
+  resource:
+    name: cpu
+    target:
+      type: Utilization
+      averageUtilization: {{ .Values.autoscaling.targetCPUUtilizationPercentage }}
+{{- end }}
+{{- if or .Values.autoscaling.customMetric.enabled .Values.gpu.enabled }}
+- type: Pods
+  pods:
+    metric:
+      name: {{ .Values.autoscaling.customMetric.name }}
+    target:
+      type: AverageValue
+      averageValue: {{ .Values.autoscaling.customMetric.targetAverageValue | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The KEDA trigger's PromQL: autoscaling.keda.query, else the metric summed over this release's pods. */}}
+{{- define "visionserve.kedaQuery" -}}
+{{- if .Values.autoscaling.keda.query }}
+{{- tpl .Values.autoscaling.keda.query . }}
+{{- else }}
+{{- printf "sum(%s{%s})" .Values.autoscaling.keda.metric (include "visionserve.promSelector" .) }}
 {{- end }}
 {{- end }}
