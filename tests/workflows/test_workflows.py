@@ -38,7 +38,8 @@ def test_the_three_workflows_exist() -> None:
 
 
 def test_actionlint_is_clean() -> None:
-    done = _lint("actionlint")
+    """actionlint, with shellcheck on every `run:` script."""
+    done = _lint("actionlint", "-shellcheck", require_tool("shellcheck"))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
