@@ -20,7 +20,11 @@ indexes, so a lock is per index, never mixed:
   `--build-arg LOCK=requirements/image-cpu.lock --build-arg PIP_INDEX_URL=https://download.pytorch.org/whl/cpu
   --build-arg PIP_EXTRA_INDEX_URL=https://pypi.org/simple`. No hash of that index is written by hand.
 
-Both locks are resolved for the image: CPython 3.11 on Linux x86_64 (manylinux_2_28; the base image is Debian
+A third lock, .github/deploy/requirements.lock, is for the deploy job rather than the image: pyproject's `deploy`
+dependency group (the rollout check's kubernetes client, the smoke test's pillow and pyyaml, setuptools), all from
+PyPI, installed with --require-hashes before the job holds any cluster credential. It is written every time.
+
+The image locks are resolved for the image: CPython 3.11 on Linux x86_64 (manylinux_2_28; the base image is Debian
 bookworm). `uv` records its exact command in each lock's header, run from the repository root, so an update bot
 (renovate.json) can rerun it; tests/supply/test_locks.py fails when pyproject.toml and the locks disagree.
 """
@@ -49,6 +53,8 @@ LOCKS = {
         ["--index-url", TORCH_CPU_INDEX, "--extra-index-url", PYPI, "--index-strategy", "unsafe-best-match"],
     ),
 }
+DEPLOY_LOCK = ".github/deploy/requirements.lock"
+DEPLOY_GROUP = "pyproject.toml:deploy"
 
 
 def build_requirements(pyproject: Path = ROOT / "pyproject.toml") -> str:
@@ -63,6 +69,23 @@ def compile_command(uv: str, torch: str) -> list[str]:
     output, index = LOCKS[torch]
     sources = ["pyproject.toml", str(BUILD_IN.relative_to(ROOT))]
     return [uv, "pip", "compile", *sources, "--generate-hashes", *TARGET, *index, "--output-file", output]
+
+
+def deploy_compile_command(uv: str) -> list[str]:
+    """The uv command for the deploy job's lock: the `deploy` dependency group alone, on PyPI."""
+    index = ["--index-url", PYPI]
+    return [
+        uv,
+        "pip",
+        "compile",
+        "--group",
+        DEPLOY_GROUP,
+        "--generate-hashes",
+        *TARGET,
+        *index,
+        "--output-file",
+        DEPLOY_LOCK,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     REQUIREMENTS.mkdir(exist_ok=True)
     BUILD_IN.write_text(build_requirements())
-    for torch in args.torch or ["pypi"]:
-        command = compile_command(uv, torch) + (["--upgrade"] if args.upgrade else [])
+    upgrade = ["--upgrade"] if args.upgrade else []
+    commands = [compile_command(uv, torch) + upgrade for torch in args.torch or ["pypi"]]
+    commands.append(deploy_compile_command(uv) + upgrade)
+    for command in commands:
         print("$ uv", " ".join(command[1:]), flush=True)
         # no user or project uv configuration may change what is locked
         done = subprocess.run(command, cwd=ROOT, check=False, env=_uv_environment())

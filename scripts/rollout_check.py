@@ -2,8 +2,13 @@
 
 Run after `helm upgrade --install` (e.g. in the GitHub Actions deploy job):
 
-    python scripts/rollout_check.py --namespace ml --release prod
+    helm get values prod --namespace ml --all --output json > prod-values.json
+    python scripts/rollout_check.py --namespace ml --release prod --release-values prod-values.json
     python scripts/rollout_check.py --namespace ml --name visionserve-canary --no-hpa --timeout 300
+
+The expected HPA bounds come from the release's own computed values (`--release-values`: autoscaling.enabled,
+minReplicas, maxReplicas), or are given (`--expect-min-replicas`/`--expect-max-replicas`), or the HPA is not
+checked (`--no-hpa`); there is no built-in guess, which would fail every release with other bounds.
 
 It prints one "waiting: ..." line per poll, then a one-line summary and exits 0, or the reason and exits 1
 (a pod in CrashLoopBackOff/ImagePullBackOff/ErrImagePull, ProgressDeadlineExceeded, wrong HPA bounds, or the
@@ -15,12 +20,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import urllib3
+import yaml
 from kubernetes.client import (
     AppsV1Api,
     AutoscalingV2Api,
@@ -76,14 +83,44 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """The HPA's expected minReplicas and maxReplicas."""
+
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
 class Target:
-    """What to check: the Deployment (and HPA) name, its namespace and the expected HPA bounds."""
+    """What to check: the Deployment (and HPA) name, its namespace and the expected HPA bounds (None: no HPA)."""
 
     namespace: str
     name: str
-    min_replicas: int = 3
-    max_replicas: int = 10
-    check_hpa: bool = True
+    hpa: Bounds | None = None
+
+
+def bounds_from_values(values: Mapping[str, Any]) -> Bounds | None:
+    """The HPA bounds a release's computed values ask for (`helm get values --all`); None when autoscaling is off.
+
+    Raises ValueError when the values do not say (not the chart's values, or not computed with --all).
+    """
+    autoscaling = values.get("autoscaling")
+    if not isinstance(autoscaling, Mapping) or not isinstance(autoscaling.get("enabled"), bool):
+        raise ValueError("no autoscaling.enabled in the values: pass `helm get values RELEASE --all` output")
+    if not autoscaling["enabled"]:
+        return None
+    bounds = (autoscaling.get("minReplicas"), autoscaling.get("maxReplicas"))
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in bounds):
+        raise ValueError(f"autoscaling.minReplicas/maxReplicas are not integers: {bounds}")
+    return Bounds(*bounds)
+
+
+def read_release_values(path: Path) -> Mapping[str, Any]:
+    """The values file written by `helm get values --all --output json` (or yaml)."""
+    document = yaml.safe_load(path.read_text())
+    if not isinstance(document, Mapping):
+        raise ValueError(f"{path} does not hold a mapping of values")
+    return document
 
 
 def chart_fullname(release: str, chart: str = CHART_NAME) -> str:
@@ -203,6 +240,9 @@ def check_pods(pods: Sequence[V1Pod], expected: int, template_hash: str | None) 
 
 def check_hpa(hpa: V2HorizontalPodAutoscaler | None, target: Target) -> Result:
     """Waits while the HPA is missing; fails when it targets another object or its bounds differ."""
+    expected = target.hpa
+    if expected is None:
+        return Result.done("no HPA expected")
     if hpa is None:
         return Result.waiting(f"HPA {target.name} not found")
     spec = hpa.spec
@@ -210,10 +250,10 @@ def check_hpa(hpa: V2HorizontalPodAutoscaler | None, target: Target) -> Result:
     if ref.kind != "Deployment" or ref.name != target.name:
         return Result.failed(f"HPA {target.name} scales {ref.kind}/{ref.name}, not Deployment/{target.name}")
     min_replicas = 1 if spec.min_replicas is None else spec.min_replicas  # the API's default
-    if (min_replicas, spec.max_replicas) != (target.min_replicas, target.max_replicas):
+    if (min_replicas, spec.max_replicas) != (expected.min_replicas, expected.max_replicas):
         return Result.failed(
             f"HPA {target.name} bounds are minReplicas={min_replicas} maxReplicas={spec.max_replicas}, "
-            f"expected minReplicas={target.min_replicas} maxReplicas={target.max_replicas}"
+            f"expected minReplicas={expected.min_replicas} maxReplicas={expected.max_replicas}"
         )
     return Result.done(f"HPA {min_replicas}-{spec.max_replicas} replicas")
 
@@ -239,7 +279,7 @@ def evaluate(
         return Result.waiting(f"deployment {target.name} not found in namespace {target.namespace}")
     template_hash = current_template_hash(deployment, replicasets)
     results = [check_deployment(deployment), check_pods(pods, desired_replicas(deployment), template_hash)]
-    if target.check_hpa:
+    if target.hpa is not None:
         results.append(check_hpa(hpa, target))
     return combine(results)
 
@@ -315,7 +355,7 @@ def observe(target: Target, apis: Apis) -> Result:
             ).items
             pods = apis.core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=timeout).items
         hpa = None
-        if target.check_hpa:
+        if target.hpa is not None:
             hpa = _read_or_none(
                 lambda: apis.autoscaling.read_namespaced_horizontal_pod_autoscaler(
                     name, namespace, _request_timeout=timeout
@@ -368,17 +408,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     who.add_argument("--name", help="name of the Deployment and HPA (e.g. with fullnameOverride)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait in all (default 600)")
     parser.add_argument("--interval", type=float, default=5, help="seconds between polls (default 5)")
-    parser.add_argument("--expect-min-replicas", type=int, default=3, help="HPA minReplicas (default 3)")
-    parser.add_argument("--expect-max-replicas", type=int, default=10, help="HPA maxReplicas (default 10)")
-    parser.add_argument("--no-hpa", action="store_true", help="autoscaling is disabled: do not check an HPA")
+    expect = parser.add_argument_group("expected HPA (one of --release-values, both --expect-*, or --no-hpa)")
+    expect.add_argument(
+        "--release-values",
+        type=Path,
+        help="the release's computed values (helm get values RELEASE --all --output json): autoscaling says",
+    )
+    expect.add_argument("--expect-min-replicas", type=int, help="HPA minReplicas")
+    expect.add_argument("--expect-max-replicas", type=int, help="HPA maxReplicas")
+    expect.add_argument("--no-hpa", action="store_true", help="autoscaling is disabled: do not check an HPA")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     where.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
     args = parser.parse_args(argv)
     if args.timeout <= 0 or args.interval <= 0:
         parser.error("--timeout and --interval must be positive")
-    if args.expect_min_replicas > args.expect_max_replicas:
+    given = [args.release_values is not None, args.expect_min_replicas is not None, args.no_hpa]
+    if (args.expect_min_replicas is None) != (args.expect_max_replicas is None):
+        parser.error("--expect-min-replicas and --expect-max-replicas go together")
+    if sum(given) != 1:
+        parser.error("say what HPA to expect: --release-values FILE, --expect-min/max-replicas, or --no-hpa")
+    if args.expect_min_replicas is not None and args.expect_min_replicas > args.expect_max_replicas:
         parser.error("--expect-min-replicas must not exceed --expect-max-replicas")
+    if args.release_values is not None:
+        try:
+            args.bounds = bounds_from_values(read_release_values(args.release_values))
+        except (OSError, ValueError, yaml.YAMLError) as error:
+            parser.error(f"--release-values {args.release_values}: {error}")
+    elif args.no_hpa:
+        args.bounds = None
+    else:
+        args.bounds = Bounds(args.expect_min_replicas, args.expect_max_replicas)
     return args
 
 
@@ -402,13 +462,7 @@ def default_apis() -> Apis:
 
 def target_from_args(args: argparse.Namespace) -> Target:
     """The Target the options describe."""
-    return Target(
-        namespace=args.namespace,
-        name=args.name or chart_fullname(args.release),
-        min_replicas=args.expect_min_replicas,
-        max_replicas=args.expect_max_replicas,
-        check_hpa=not args.no_hpa,
-    )
+    return Target(namespace=args.namespace, name=args.name or chart_fullname(args.release), hpa=args.bounds)
 
 
 def main(

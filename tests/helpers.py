@@ -33,11 +33,17 @@ def require_tool(name: str) -> str:
     here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     path = shutil.which(name, path=here)  # tools installed by pip live beside the interpreter
     if path is None:
-        message = f"{name} is not installed"
-        if REQUIRE_TOOLS:
-            pytest.fail(f"{message} and VISIONSERVE_REQUIRE_TOOLS=1")
-        pytest.skip(message)
+        require(False, f"{name} is not installed")
     return path
+
+
+def require(available: bool, missing: str) -> None:
+    """Skip when something a test needs is missing (saying what), or fail when VISIONSERVE_REQUIRE_TOOLS=1."""
+    if available:
+        return
+    if REQUIRE_TOOLS:
+        pytest.fail(f"{missing} and VISIONSERVE_REQUIRE_TOOLS=1")
+    pytest.skip(missing)
 
 
 def photo(name: str = "chelsea", size: tuple[int, int] = (500, 375)) -> Image.Image:

@@ -439,7 +439,7 @@ def test_current_template_hash_is_the_replicaset_of_the_deployments_revision(to_
 
 # HPA --------------------------------------------------------------------------------------------------------
 
-TARGET = rc.Target(namespace=NAMESPACE, name=NAME, min_replicas=3, max_replicas=10)
+TARGET = rc.Target(namespace=NAMESPACE, name=NAME, hpa=rc.Bounds(3, 10))
 
 
 def test_hpa_with_the_expected_bounds_is_done(to_model: Any) -> None:
@@ -473,7 +473,7 @@ def test_evaluate_combines_every_check(to_model: Any) -> None:
     assert done == rc.Result.done("3/3 replicas updated and available, 3 pods ready, HPA 3-10 replicas")
     missing = rc.evaluate(TARGET, deployment, replicasets, listed, None)
     assert missing == rc.Result.waiting(f"HPA {NAME} not found")
-    no_hpa = rc.Target(namespace=NAMESPACE, name=NAME, check_hpa=False)
+    no_hpa = rc.Target(namespace=NAMESPACE, name=NAME)
     assert rc.evaluate(no_hpa, deployment, replicasets, listed, None).state is rc.State.DONE
     wrong = to_model(hpa_doc(1, 5), "V2HorizontalPodAutoscaler")
     assert rc.evaluate(no_hpa, deployment, replicasets, listed, wrong).state is rc.State.DONE
@@ -576,9 +576,14 @@ ROLLOUT = [  # helm upgrade from revision 2 to 3: the spec changed, then one sur
 ]
 
 
+HPA_OPTIONS = ("--release-values", "--expect-min-replicas", "--no-hpa")
+
+
 def run_main(api_client: ApiClient, snapshots: Sequence[Snapshot], *args: str) -> tuple[int, FakeCluster, FakeClock]:
+    """main() against the fake cluster; the HPA is expected at 3-10 unless the arguments say otherwise."""
     cluster, clock = FakeCluster(api_client, snapshots), FakeClock()
-    argv = ["--namespace", NAMESPACE, "--release", "prod", "--interval", "5", *args]
+    expect = [] if set(args) & set(HPA_OPTIONS) else ["--expect-min-replicas", "3", "--expect-max-replicas", "10"]
+    argv = ["--namespace", NAMESPACE, "--release", "prod", "--interval", "5", *expect, *args]
     code = rc.main(argv, cluster.apis(), clock=clock, sleep=clock.sleep)
     return code, cluster, clock
 
@@ -716,7 +721,7 @@ def test_without_kubeconfig_or_cluster_it_falls_back_to_in_cluster_and_exits_1(
     monkeypatch.setattr("kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "absent"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
-    assert rc.main(["--namespace", NAMESPACE, "--release", "prod"]) == 1
+    assert rc.main(["--namespace", NAMESPACE, "--release", "prod", "--no-hpa"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("rollout check failed: no cluster configuration: ")
     assert "Service host/port is not set" in err  # the in-cluster loader's complaint: the fallback ran

@@ -33,6 +33,38 @@ def test_it_is_a_renovate_config_with_the_managers_for_each_pinned_file() -> Non
     assert set(CONFIG) <= known, set(CONFIG) - known
 
 
+def test_the_deploy_jobs_lock_is_refreshed_by_the_pip_compile_manager_too() -> None:
+    patterns = CONFIG["pip-compile"]["managerFilePatterns"]
+    lock = ".github/deploy/requirements.lock"
+    assert _matches(patterns, lock) and not _matches(patterns, ".github/deploy/production-values.yaml")
+    header = (ROOT / lock).read_text().splitlines()[:2]
+    assert (
+        header[1].startswith("#    uv pip compile --group pyproject.toml:deploy ")
+        and f"--output-file {lock}" in header[1]
+    )
+
+
+def test_every_workflow_tool_pin_is_found_with_its_datasource() -> None:
+    """Every env: pin under a `# renovate:` comment is extracted, and every *_VERSION/*_IMAGE pin has one."""
+    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        relative = path.relative_to(ROOT).as_posix()
+        manager = _custom_manager(relative)
+        text = path.read_text()
+        found = [m.groupdict() for s in manager["matchStrings"] for m in _python_regex(s).finditer(text)]
+        pins = re.findall(r"^  ([A-Z_]+(?:_VERSION|_IMAGE)): (\S+)", text, re.M)
+        assert len(found) == len(pins), (relative, pins, found)
+        for (name, value), extracted in zip(pins, found, strict=True):
+            assert extracted["currentValue"] in value, name
+            assert extracted["datasource"] in {"github-releases", "docker", "pypi"}, name
+            if "@sha256:" in value:
+                assert value.endswith(extracted["currentDigest"]), name
+    ci = (ROOT / ".github/workflows/ci.yml").read_text()
+    manager = _custom_manager(".github/workflows/ci.yml")
+    found = {m["depName"]: m.groupdict() for s in manager["matchStrings"] for m in _python_regex(s).finditer(ci)}
+    node = found["kindest/node"]
+    assert node["datasource"] == "docker" and node["currentValue"].startswith("v1.") and node["currentDigest"]
+
+
 def test_every_hash_lock_is_refreshed_by_the_pip_compile_manager() -> None:
     patterns = CONFIG["pip-compile"]["managerFilePatterns"]
     locks = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "requirements").glob("*.lock"))
@@ -45,8 +77,13 @@ def test_every_hash_lock_is_refreshed_by_the_pip_compile_manager() -> None:
     assert CONFIG["lockFileMaintenance"]["enabled"] is True
 
 
+def _custom_manager(path: str) -> dict:
+    (manager,) = [m for m in CONFIG["customManagers"] if _matches(m["managerFilePatterns"], path)]
+    return manager
+
+
 def test_the_base_image_digest_is_found_where_the_dockerfile_pins_it() -> None:
-    (manager,) = CONFIG["customManagers"]
+    manager = _custom_manager("Dockerfile")
     assert manager["customType"] == "regex" and manager["datasourceTemplate"] == "docker"
     assert _matches(manager["managerFilePatterns"], "Dockerfile")
     found = [m.groupdict() for s in manager["matchStrings"] for m in _python_regex(s).finditer(DOCKERFILE)]

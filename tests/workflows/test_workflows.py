@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -37,12 +38,23 @@ def test_the_three_workflows_exist() -> None:
 
 
 def test_actionlint_is_clean() -> None:
-    done = _lint("actionlint")
+    """actionlint, with shellcheck on every `run:` script."""
+    done = _lint("actionlint", "-shellcheck", require_tool("shellcheck"))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_zizmor_offline_is_clean() -> None:
     done = _lint("zizmor", "--offline")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zizmor_online_audits_are_clean_where_github_answers() -> None:
+    """The online audits (impostor commits behind a pinned SHA, ref confusion, known-vulnerable actions) ask
+    GitHub's API: CI passes its token (GH_TOKEN); without one, here, only the offline audits run."""
+    token = any(os.environ.get(name) for name in ("GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN"))
+    if not token:  # a credential and the network, not a tool: a skip even under VISIONSERVE_REQUIRE_TOOLS=1
+        pytest.skip("zizmor's online audits need GH_TOKEN (GitHub's API); offline here")
+    done = _lint("zizmor")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -65,7 +77,12 @@ def test_least_privilege_timeouts_and_concurrency(path: Path) -> None:
     assert "group" in workflow["concurrency"]
     for name, job in workflow["jobs"].items():
         assert "permissions" in job and "timeout-minutes" in job, name
-        assert job["permissions"].get("contents") in ("read", None), name
+        contents = job["permissions"].get("contents")
+        # only the release's publish job writes to the repository (the GitHub Release), and it checks out nothing
+        if (path.name, name) == ("release.yml", "publish"):
+            assert contents == "write" and not any("actions/checkout@" in str(s.get("uses")) for s in job["steps"])
+        else:
+            assert contents in ("read", None), name
         for step in job["steps"]:
             if str(step.get("uses", "")).startswith("actions/checkout@"):
                 assert step["with"]["persist-credentials"] is False, name
@@ -90,7 +107,9 @@ def test_every_script_a_workflow_runs_exists_and_the_values_files_too() -> None:
 def test_the_smoke_test_is_the_installed_visionserve_command_with_valid_arguments() -> None:
     """deploy.yml runs it itself; ci.yml through make kind-demo (below)."""
     runs = [step.get("run", "") for job in _jobs("deploy.yml") for step in job["steps"]]
-    installs = next(i for i, run in enumerate(runs) if "pip install --no-deps ." in run)
+    installs = next(
+        i for i, run in enumerate(runs) if re.search(r"pip install --no-deps (--no-build-isolation )?\.$", run, re.M)
+    )
     lines = [(i, line.strip()) for i, run in enumerate(runs) for line in run.splitlines()]
     commands = [(i, line) for i, line in lines if line.startswith("visionserve ")]
     assert any(line.startswith("visionserve smoke-test ") for _, line in commands)
@@ -121,6 +140,6 @@ def test_deploy_waits_longer_than_the_startup_probe_and_rolls_back_on_failure() 
     deploy = (ROOT / ".github" / "workflows" / "deploy.yml").read_text()
     values = yaml.safe_load((ROOT / "charts" / "visionserve" / "values.yaml").read_text())
     startup = values["probes"]["startup"]
-    timeout_minutes = int(re.search(r"--timeout (\d+)m", deploy).group(1))
+    timeout_minutes = int(re.search(r"--rollback-on-failure --wait --timeout (\d+)m", deploy).group(1))
     assert timeout_minutes * 60 > startup["periodSeconds"] * startup["failureThreshold"]
-    assert "--atomic" in deploy and "environment: production" in deploy and "image.digest=" in deploy
+    assert "environment: production" in deploy and "image.digest=" in deploy
