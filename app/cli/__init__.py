@@ -1,4 +1,4 @@
-"""The `visionserve` command: serve, fetch-weights, smoke-test and predict, one module each."""
+"""The `visionserve` command: serve, fetch-weights, smoke-test, predict and models, one module each."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from app import __version__
-from app.cli import fetch_weights, predict, serve, smoke_test
+from app.cli import fetch_weights, models, predict, serve, smoke_test
 from app.cli.exits import EXIT_CODES, INTERRUPTED, CommandError
 
-SUBCOMMANDS = (serve, fetch_weights, smoke_test, predict)
+SUBCOMMANDS = (serve, fetch_weights, smoke_test, predict, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""The README tells the truth about the tree: its layout section and its scripts table match the files."""
+"""The docs tell the truth about the tree: the layout and the scripts table (docs/internals.md) match the files, and
+every relative link of the README and docs/ points at a file that exists."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import re
 
 from tests.helpers import ROOT
 
-README = (ROOT / "README.md").read_text()
+INTERNALS = (ROOT / "docs" / "internals.md").read_text()
 
 
 def _section(title: str) -> str:
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", README, re.MULTILINE | re.DOTALL)
-    assert match, f"README has no '## {title}' section"
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", INTERNALS, re.MULTILINE | re.DOTALL)
+    assert match, f"docs/internals.md has no '## {title}' section"
     return match.group(1)
 
 
@@ -55,3 +56,23 @@ def test_every_module_and_package_of_the_service_is_in_the_layout() -> None:
 def test_the_scripts_table_names_every_script_once() -> None:
     listed = re.findall(r"^\| `scripts/([\w.]+)` \|", _section("Scripts"), re.MULTILINE)
     assert sorted(listed) == sorted(path.name for path in (ROOT / "scripts").glob("*.py"))
+
+
+def test_every_relative_link_of_the_docs_points_at_a_file() -> None:
+    documents = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    broken = []
+    for document in documents:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", document.read_text()):
+            if not target.startswith(("http://", "https://", "mailto:")) and not (document.parent / target).exists():
+                broken.append(f"{document.relative_to(ROOT)} -> {target}")
+    assert not broken
+
+
+def test_the_readme_first_screen_gets_a_first_answer_in_three_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme[readme.index("## Quick start") :]
+    block = re.search(r"```bash\n(.*?)```", quick_start, re.DOTALL)
+    assert block
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+    assert commands == ["make run-random", ".venv/bin/visionserve predict --sample", ".venv/bin/visionserve smoke-test"]
+    assert "Python 3.11" in quick_start.split("```")[0] and "TORCH_INDEX=" in quick_start.split("```")[0]
