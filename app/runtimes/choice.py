@@ -9,6 +9,7 @@ from app.runtimes.base import UnsupportedError
 
 # The released image: its torch is PyPI's CUDA build (requirements/image.lock), so it runs on CPU and GPU nodes.
 IMAGE = "ghcr.io/visionserve/visionserve"
+GPU_TAG_SUFFIX = "-gpu"  # the release workflow tags its CUDA build X.Y.Z-gpu; the chart adds it on GPU pods
 
 # Precision names as OpenVINO's INFERENCE_PRECISION_HINT spells them.
 OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
@@ -20,9 +21,9 @@ def no_cuda_message(built_for: str | None, version: str = torch.__version__) -> 
     """Why device=cuda cannot run here, in one message: torch without CUDA needs another image; with CUDA, a GPU."""
     if built_for is None:
         return (
-            f"device=cuda, but this image's torch {version} is built without CUDA: run {IMAGE}:{__version__}, whose "
-            "torch is built for CUDA (the chart's default image; gpu.imageTagSuffix must point at a CUDA build), "
-            "or set device=cpu"
+            f"device=cuda, but this image's torch {version} is built without CUDA: run "
+            f"{IMAGE}:{__version__}{GPU_TAG_SUFFIX}, whose torch is built for CUDA (the chart runs it on GPU pods: "
+            f"gpu.imageTagSuffix {GPU_TAG_SUFFIX}), or set device=cpu"
         )
     return (
         f"device=cuda, but torch {version} (built for CUDA {built_for}) sees no GPU: the container needs one "

@@ -9,11 +9,11 @@ import helm_python as helm
 import pytest
 import yaml
 
-from app.runtimes.choice import IMAGE
+from app.runtimes.choice import GPU_TAG_SUFFIX, IMAGE
 from app.settings import ENV_PREFIX, load_settings
 from app.threads import threads_for, threads_per_worker
 from tests.chart.rendering import CHART, config_yaml, one, render, service_config
-from tests.helpers import load_script
+from tests.helpers import ROOT, load_script
 
 rollout_check = load_script("rollout_check")
 chart_schema = load_script("chart_schema")
@@ -118,4 +118,7 @@ def test_the_image_the_service_names_for_cuda_is_the_charts_default() -> None:
     """The service's message for device=cuda without CUDA names the image the chart runs by default."""
     with helm.Chart.load(CHART) as chart:
         assert chart.values["image"]["repository"] == IMAGE
-        assert chart.values["gpu"]["imageTagSuffix"] == ""
+        assert chart.values["gpu"]["imageTagSuffix"] == GPU_TAG_SUFFIX
+    release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    variants = {v["variant"]: v["suffix"] for v in release["jobs"]["image"]["strategy"]["matrix"]["include"]}
+    assert variants == {"cpu": "", "gpu": GPU_TAG_SUFFIX}
