@@ -114,7 +114,7 @@ def _promtool_case(
     path = workdir / f"{rule_file.stem}_test.yaml"
     path.write_text(yaml.safe_dump(test))
     return subprocess.run(
-        [require_tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True, timeout=120, check=False
+        [require_tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True, timeout=600, check=False
     )
 
 
