@@ -85,6 +85,17 @@ class LocalServer:
             time.sleep(0.2)
         raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()[-4000:]}")
 
+    def exit_code_and_log(self, timeout: float = 120.0) -> tuple[int, str]:
+        """Start a server expected to refuse to start: its exit code and everything it wrote (log removed)."""
+        self.start()
+        try:
+            code = self.wait_exit(timeout=timeout)
+        finally:
+            self.stop()
+            log = self.log()
+            self.remove_log()
+        return code, log
+
     def wait_exit(self, timeout: float = 60.0) -> int:
         assert self.process is not None
         return self.process.wait(timeout=timeout)

@@ -105,13 +105,7 @@ def test_metrics_answer_on_the_metrics_port_only(secured: AuthServer, jpeg_bytes
 def test_an_empty_keys_file_refuses_to_start(tmp_path: Path) -> None:
     empty = tmp_path / "api-keys"
     empty.write_text("\n")
-    server = LocalServer({"weights": "random", "api_keys_file": empty}).start()
-    try:
-        code = server.wait_exit(timeout=60)
-    finally:
-        server.stop()
-        log = server.log()
-        server.remove_log()
+    code, log = LocalServer({"weights": "random", "api_keys_file": empty}).exit_code_and_log(timeout=60)
     assert code == 2, log
     assert f"api_keys_file {empty} holds no API key" in log
 

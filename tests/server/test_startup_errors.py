@@ -13,14 +13,7 @@ pytestmark = pytest.mark.service
 
 def _failed_start(settings: dict[str, object]) -> tuple[int, str]:
     """`python -m app` with these settings: its exit code and everything it wrote."""
-    server = LocalServer({"workers": 1, "torch_threads": 1, **settings}).start()
-    try:
-        code = server.wait_exit(timeout=120)
-    finally:
-        server.stop()
-        log = server.log()
-        server.remove_log()
-    return code, log
+    return LocalServer({"workers": 1, "torch_threads": 1, **settings}).exit_code_and_log()
 
 
 def test_missing_weights_name_the_fix_without_a_traceback(tmp_path: Path) -> None:
