@@ -13,6 +13,7 @@ from tests.helpers import ROOT
 MONITORING = ROOT / "monitoring"
 ALERTS = MONITORING / "alerts.yaml"
 ALERT_TESTS = MONITORING / "alerts_test.yaml"
+SLO_ALERT_TESTS = MONITORING / "alerts_slo_test.yaml"  # the one- and three-day burns, at a coarser step
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
 METRIC = re.compile(r"\bvisionserve_[a-z_]+\b")
 
