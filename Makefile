@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 TORCH_INDEX ?=
 PIP_INSTALL := $(PY) -m pip install --quiet$(if $(TORCH_INDEX), --extra-index-url $(TORCH_INDEX))
 
-.PHONY: help install install-test run run-random test test-unit lint format bench attacks train-cifar-head kind-demo \
+.PHONY: help install install-test run run-random test test-unit test-gpu lint format bench attacks train-cifar-head kind-demo \
 	manifests lock monitor screenshot clean
 
 help: ## List the targets
@@ -46,6 +46,9 @@ test: lint ## Lint, then run the whole test suite
 
 test-unit: $(TEST_STAMP) ## Unit tests only (no server, no tools)
 	$(PY) -m pytest tests/app tests/scripts -m "not service"
+
+test-gpu: $(TEST_STAMP) ## The CUDA tests alone (they skip where torch sees no GPU)
+	$(PY) -m pytest tests/gpu
 
 lint: $(TEST_STAMP) ## ruff check + format check
 	$(VENV)/bin/ruff check .

@@ -32,11 +32,12 @@ def no_cuda_message(built_for: str | None, version: str = torch.__version__) -> 
     )
 
 
-def resolve_device(requested: str) -> torch.device:
+def resolve_device(requested: str, runtime: str = "auto") -> torch.device:
+    """auto: the GPU where torch sees one, unless the runtime asked for is OpenVINO (which runs on the CPU)."""
     if requested == "cuda" and not torch.cuda.is_available():
         raise UnsupportedError(no_cuda_message(torch.version.cuda))
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if runtime != "openvino" and torch.cuda.is_available() else "cpu")
     return torch.device(requested)
 
 

@@ -24,7 +24,7 @@ def model_cache_dir(setting: str) -> Path | None:
 
 def build_runtime(settings: Settings, network: Network, heads: dict[str, HeadInfo]) -> Runtime:
     """OpenVINO or torch, at the precision chosen for this hardware; the torch network is dropped after conversion."""
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, settings.runtime)
     threads = threads_per_worker(settings)
     if resolve_runtime(settings.runtime, device) == "openvino":
         from app.runtimes import openvino_runtime  # imported only when used: it loads OpenVINO's plugins

@@ -137,3 +137,11 @@ def test_cuda_on_a_torch_without_cuda_names_the_image_to_run(monkeypatch: pytest
     assert f"is built without CUDA: run ghcr.io/visionserve/visionserve:{__version__}" in message
     assert message.count("\n") == 0 and "device=cpu" in message
     assert resolve_device("auto") == CPU  # auto never fails: it falls back to the CPU
+
+
+def test_auto_device_with_runtime_openvino_is_the_cpu_even_beside_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto", "openvino") == CPU  # OpenVINO runs on the CPU: asking for it is not an error
+    assert resolve_device("auto", "torch") == CUDA
+    assert resolve_device("auto") == CUDA
+    assert resolve_runtime("openvino", resolve_device("auto", "openvino")) == "openvino"

@@ -10,34 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
 
-from app.imaging import to_pixels
 from app.models.network import HeadInfo, Network, build_network
 from app.runtimes import openvino_runtime
 from app.runtimes.base import RuntimeInfo
 from app.runtimes.choice import openvino_precision
 from app.runtimes.torch_runtime import TorchRuntime
 from app.settings import Settings
-from tests.helpers import on_a_worker_thread, photo
+from tests.harness.agreement import agreement, varied_photos
+from tests.helpers import on_a_worker_thread
 
 COSINE_FLOOR = {"fp32": 0.999, "bf16": 0.99}
-PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
-
-
-def _varied_photos() -> np.ndarray:
-    """16 pictures: four photos at different sizes, turned, mirrored, in grey and with swapped colours."""
-    pictures: list[Image.Image] = []
-    for name, size in zip(PHOTOS, ((500, 375), (320, 480), (640, 640), (900, 300)), strict=True):
-        image = photo(name, size)
-        r, g, b = image.split()
-        pictures += [
-            image,
-            image.rotate(90, expand=True),
-            ImageOps.mirror(ImageOps.grayscale(image).convert("RGB")),
-            Image.merge("RGB", (b, r, g)),
-        ]
-    return np.stack([to_pixels(picture) for picture in pictures])
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +38,7 @@ def torch_fp32(network: Network) -> list[np.ndarray]:
     import torch
 
     runtime = TorchRuntime(network, torch.device("cpu"), RuntimeInfo("torch", "fp32", "cpu", (), 2))
-    return runtime.forward(_varied_photos())
+    return runtime.forward(varied_photos())
 
 
 def _available(precision: str) -> bool:
@@ -76,13 +59,8 @@ def test_openvino_agrees_with_torch_fp32(
         pytest.skip(f"this CPU offers no {precision} to OpenVINO: nothing to compare")
     runtime = on_a_worker_thread(openvino_runtime.build, *built, precision=precision, threads=2, cache=None)
     assert runtime.info.precision == precision
-    outputs = on_a_worker_thread(runtime.forward, _varied_photos())
+    outputs = on_a_worker_thread(runtime.forward, varied_photos())
     for reference, output in zip(torch_fp32, outputs, strict=True):
         assert reference.shape == output.shape == (16, reference.shape[1])
-        top1 = np.mean(reference.argmax(1) == output.argmax(1))
-        top5 = np.mean(
-            [len(set(np.argsort(-a)[:5]) & set(np.argsort(-b)[:5])) / 5 for a, b in zip(reference, output, strict=True)]
-        )
-        cosine = np.sum(reference * output, 1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(output, axis=1))
-        assert top1 >= 0.95 and top5 >= 0.9, (top1, top5)
-        assert float(cosine.min()) >= COSINE_FLOOR[precision], cosine
+        found = agreement(reference, output)
+        assert found.at_least(top1=0.95, top5=0.9, cosine=COSINE_FLOOR[precision]), found
