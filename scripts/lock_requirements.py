@@ -16,13 +16,17 @@ indexes, so a lock is per index, never mixed:
   the mirror serves PyPI's very files, and the hashes prove it at every build.
 - requirements/image-cpu.lock resolves torch and torchvision on https://download.pytorch.org/whl/cpu (the
   `2.14.1+cpu` files, no CUDA libraries) and the rest on PyPI. That index cannot be reached from this project's
-  own machines, so this lock is written only where it can be (`make lock TORCH=cpu`), then used with
+  own machines, so this lock is written only where it can be (`make lock TORCH=cpu`, or by the release
+  workflow when none is committed), then used with
   `--build-arg LOCK=requirements/image-cpu.lock --build-arg PIP_INDEX_URL=https://download.pytorch.org/whl/cpu
   --build-arg PIP_EXTRA_INDEX_URL=https://pypi.org/simple`. No hash of that index is written by hand.
 
-A third lock, .github/deploy/requirements.lock, is for the deploy job rather than the image: pyproject's `deploy`
-dependency group (the rollout check's kubernetes client, the smoke test's pillow and pyyaml, setuptools), all from
-PyPI, installed with --require-hashes before the job holds any cluster credential. It is written every time.
+Two more locks are for workflow jobs rather than the image, both from PyPI and written every time (unless
+--image-only): .github/deploy/requirements.lock is pyproject's `deploy` dependency group (the rollout check's
+kubernetes client, the smoke test's pillow and pyyaml, setuptools), installed with --require-hashes before the job
+holds any cluster credential; .github/release/requirements.lock is the `release` group (uv), with which the release
+workflow resolves requirements/image-cpu.lock on PyTorch's CPU index when no such lock is committed
+(`--torch cpu --image-only`), then checks it with scripts/lock_agreement.py.
 
 The image locks are resolved for the image: CPython 3.11 on Linux x86_64 (manylinux_2_28; the base image is Debian
 bookworm). `uv` records its exact command in each lock's header, run from the repository root, so an update bot
@@ -55,6 +59,9 @@ LOCKS = {
 }
 DEPLOY_LOCK = ".github/deploy/requirements.lock"
 DEPLOY_GROUP = "pyproject.toml:deploy"
+RELEASE_LOCK = ".github/release/requirements.lock"
+RELEASE_GROUP = "pyproject.toml:release"
+TOOL_LOCKS = {DEPLOY_GROUP: DEPLOY_LOCK, RELEASE_GROUP: RELEASE_LOCK}  # dependency group -> its lock
 
 
 def build_requirements(pyproject: Path = ROOT / "pyproject.toml") -> str:
@@ -71,20 +78,20 @@ def compile_command(uv: str, torch: str) -> list[str]:
     return [uv, "pip", "compile", *sources, "--generate-hashes", *TARGET, *index, "--output-file", output]
 
 
-def deploy_compile_command(uv: str) -> list[str]:
-    """The uv command for the deploy job's lock: the `deploy` dependency group alone, on PyPI."""
+def tool_compile_command(uv: str, group: str = DEPLOY_GROUP) -> list[str]:
+    """The uv command for a workflow job's lock: one dependency group alone, on PyPI."""
     index = ["--index-url", PYPI]
     return [
         uv,
         "pip",
         "compile",
         "--group",
-        DEPLOY_GROUP,
+        group,
         "--generate-hashes",
         *TARGET,
         *index,
         "--output-file",
-        DEPLOY_LOCK,
+        TOOL_LOCKS[group],
     ]
 
 
@@ -97,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         help="which torch index to lock (repeatable; default: pypi)",
     )
     parser.add_argument("--upgrade", action="store_true", help="move every pin to the newest allowed version")
+    parser.add_argument("--image-only", action="store_true", help="the image locks alone, not the workflow tools'")
     args = parser.parse_args(argv)
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if uv is None:
@@ -106,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     BUILD_IN.write_text(build_requirements())
     upgrade = ["--upgrade"] if args.upgrade else []
     commands = [compile_command(uv, torch) + upgrade for torch in args.torch or ["pypi"]]
-    commands.append(deploy_compile_command(uv) + upgrade)
+    if not args.image_only:
+        commands += [tool_compile_command(uv, group) + upgrade for group in TOOL_LOCKS]
     for command in commands:
         print("$ uv", " ".join(command[1:]), flush=True)
         # no user or project uv configuration may change what is locked

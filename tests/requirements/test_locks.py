@@ -8,9 +8,7 @@ project no longer asks for, or a build requirement out of step.
 
 from __future__ import annotations
 
-import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,42 +17,11 @@ from packaging.utils import canonicalize_name
 
 from tests.helpers import ROOT, load_script
 
+parse_lock = load_script("lock_agreement").parse_lock
 LOCKS = sorted((ROOT / "requirements").glob("*.lock"))
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = "visionserve (pyproject.toml)"
 BUILD_IN = "-r requirements/build.in"
-
-
-@dataclass
-class Pin:
-    name: str
-    version: str
-    hashes: list[str] = field(default_factory=list)
-    via: set[str] = field(default_factory=set)
-
-
-def parse_lock(text: str) -> dict[str, Pin]:
-    """name -> Pin, from uv's requirements format (pins, --hash continuation lines, `# via` notes)."""
-    pins: dict[str, Pin] = {}
-    current: Pin | None = None
-    in_via = False
-    for line in text.splitlines():
-        if match := re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line):
-            current = Pin(canonicalize_name(match.group(1)), match.group(2))
-            assert current.name not in pins, f"{current.name} is pinned twice"
-            pins[current.name] = current
-            in_via = False
-        elif current and (match := re.match(r"^\s+--hash=sha256:([0-9a-f]{64})", line)):
-            current.hashes.append(match.group(1))
-        elif current and (match := re.match(r"^\s+# via(?: (.+))?$", line)):
-            in_via = match.group(1) is None
-            if match.group(1):
-                current.via.add(match.group(1).strip())
-        elif current and in_via and (match := re.match(r"^\s+#\s{3}(.+)$", line)):
-            current.via.add(match.group(1).strip())
-        elif line.strip() and not line.startswith("#"):
-            raise AssertionError(f"unexpected line in a lock: {line!r}")
-    return pins
 
 
 def _declared() -> dict[str, Requirement]:

@@ -77,8 +77,21 @@ def test_both_variants_are_built_from_their_own_lock_and_the_locks_are_checked_f
     assert variants["cpu"]["lock"] == "requirements/image-cpu.lock"
     assert variants["cpu"]["index"] == "https://download.pytorch.org/whl/cpu"
     assert variants["gpu"]["lock"] == "requirements/image.lock"  # PyPI's torch: the CUDA build
-    checked = steps(JOBS["prepare"])[index(JOBS["prepare"], "for lock in")]["run"]
-    assert all(variant["lock"] in checked for variant in variants.values())
+    prepare = JOBS["prepare"]
+    checked = steps(prepare)[index(prepare, "lock_agreement.py")]["run"]
+    assert "python3 scripts/lock_agreement.py requirements/image-cpu.lock requirements/image.lock" in checked
+    # no committed CPU lock: resolved by the generator's own command, with uv installed from its hash lock
+    assert "if [[ ! -f requirements/image-cpu.lock ]]" in checked
+    assert "--require-hashes --no-deps" in checked and "--requirement .github/release/requirements.lock" in checked
+    assert "scripts/lock_requirements.py --torch cpu --image-only" in checked
+    (upload,) = uses(prepare, "actions/upload-artifact")
+    assert upload["with"]["name"] == "locks" and index(prepare, "upload-artifact") > index(prepare, "lock_agreement")
+    # every image is built from the locks prepare checked, fetched before the build
+    image = JOBS["image"]
+    (download,) = uses(image, "actions/download-artifact")
+    assert download["with"] == {"name": "locks", "path": "requirements"}
+    assert index(image, "download-artifact") < index(image, "build-push-action")
+    assert "dist/image-cpu.lock dist/image.lock" in steps(JOBS["publish"])[index(JOBS["publish"], "gh release")]["run"]
 
 
 def test_one_build_is_pushed_by_digest_and_that_digest_is_scanned_before_any_tag() -> None:

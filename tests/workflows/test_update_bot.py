@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from tests.helpers import ROOT
 
 CONFIG = json.loads((ROOT / ".github" / "renovate.json").read_text())
@@ -33,13 +35,14 @@ def test_it_is_a_renovate_config_with_the_managers_for_each_pinned_file() -> Non
     assert set(CONFIG) <= known, set(CONFIG) - known
 
 
-def test_the_deploy_jobs_lock_is_refreshed_by_the_pip_compile_manager_too() -> None:
+@pytest.mark.parametrize("job", ["deploy", "release"])
+def test_the_workflow_jobs_locks_are_refreshed_by_the_pip_compile_manager_too(job: str) -> None:
     patterns = CONFIG["pip-compile"]["managerFilePatterns"]
-    lock = ".github/deploy/requirements.lock"
+    lock = f".github/{job}/requirements.lock"
     assert _matches(patterns, lock) and not _matches(patterns, ".github/deploy/production-values.yaml")
     header = (ROOT / lock).read_text().splitlines()[:2]
     assert (
-        header[1].startswith("#    uv pip compile --group pyproject.toml:deploy ")
+        header[1].startswith(f"#    uv pip compile --group pyproject.toml:{job} ")
         and f"--output-file {lock}" in header[1]
     )
 
