@@ -27,9 +27,9 @@ import h11
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from app.errors import ApiError, Problems
+from app import refusals
+from app.errors import ApiError
 from app.metrics import UNTRACKED_PATHS, Metrics
-from app.refusals import head_size, refusal_bytes, refusal_messages
 from app.settings import Settings
 
 END_OF_HEAD = re.compile(rb"\n\r?\n")  # where h11 ends a request header
@@ -72,6 +72,7 @@ class GuardedH11Protocol(H11Protocol):
         self.last_received = 0.0
         self.answered = False  # has served a response: idle then lasts keepalive_timeout_s
         self.over_cap = False
+        self.paused = False  # left unread after a 503 queue_full (counted in connections_paused)
 
     # The connection's life
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -83,6 +84,7 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.cancel_timer()
+        self.stop_counting_pause()
         self.metrics.connections_open.dec()
 
     def data_received(self, data: bytes) -> None:
@@ -95,10 +97,18 @@ class GuardedH11Protocol(H11Protocol):
         pause_s = self.refusal_pause_s()
         if pause_s > 0:  # the next request waits, unread, in the socket: it costs the worker nothing meanwhile
             self.flow.pause_reading()
+            self.paused = True
+            self.metrics.retry_pauses.inc()
+            self.metrics.connections_paused.inc()
             self.loop.call_later(pause_s, self.end_pause)
             return
         super().on_response_complete()
         self.watch()
+
+    def stop_counting_pause(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.metrics.connections_paused.dec()
 
     def refusal_pause_s(self) -> float:
         """The pause the app asked for with a 503 (queue full) on a connection that stays open, else 0."""
@@ -109,6 +119,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def end_pause(self) -> None:
         """Read the connection again, and whatever the client sent meanwhile."""
+        self.stop_counting_pause()
         if not self.transport.is_closing():
             super().on_response_complete()
             self.watch()
@@ -167,16 +178,14 @@ class GuardedH11Protocol(H11Protocol):
         if self.phase is Phase.IDLE:
             self.transport.close()
         elif self.phase is Phase.HEADER:
-            self.refuse_now(self.timed_out("the request header was not complete within", "header_timeout_s"))
+            self.refuse_now(
+                refusals.timed_out(self.settings, "the request header was not complete within", "header_timeout_s")
+            )
         elif self.cycle.response_started:  # answered early; the rest of the body never came
             self.end_cycle()
             self.transport.close()
         else:
-            self.refuse_now(self.timed_out("the request body sent nothing for", "body_timeout_s"))
-
-    def timed_out(self, what: str, setting: str) -> ApiError:
-        limit = getattr(self.settings, setting)
-        return ApiError(Problems.REQUEST_TIMEOUT, f"{what} {setting}={limit:g} s", accepted={setting: limit})
+            self.refuse_now(refusals.timed_out(self.settings, "the request body sent nothing for", "body_timeout_s"))
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -193,38 +202,24 @@ class GuardedH11Protocol(H11Protocol):
             await self.inner_app(scope, receive, send)
             return
         self.count(error)
-        for message in refusal_messages(error, scope["path"]):
+        for message in refusals.refusal_messages(error, scope["path"]):
             await send(message)
 
     def refusal_for(self, scope: Any) -> ApiError | None:
-        settings = self.settings
         if self.over_cap and scope["path"] not in UNTRACKED_PATHS:
-            return ApiError(
-                Problems.TOO_MANY_CONNECTIONS,
-                f"this worker holds max_connections={settings.max_connections} connections; retry after Retry-After",
-                accepted={"max_connections": settings.max_connections},
-                headers={"Retry-After": str(settings.retry_after_s)},
-            )
-        size = head_size(scope)
-        if size > settings.max_header_bytes:
-            return self.headers_too_large(f"the request line and headers are {size} bytes")
+            return refusals.too_many_connections(self.settings)
+        size = refusals.head_size(scope)
+        if size > self.settings.max_header_bytes:
+            return refusals.headers_too_large(self.settings, f"the request line and headers are {size} bytes")
         return None
-
-    def headers_too_large(self, what: str) -> ApiError:
-        limit = self.settings.max_header_bytes
-        return ApiError(
-            Problems.HEADERS_TOO_LARGE, f"{what}, over max_header_bytes={limit}", {"max_header_bytes": limit}
-        )
 
     def send_400_response(self, msg: str) -> None:
         """h11 refused the bytes: 431 when an incomplete header outgrew max_header_bytes, else 400; JSON both."""
         buffered = self.conn.trailing_data[0]
         if len(buffered) > self.settings.max_header_bytes and not END_OF_HEAD.search(buffered):
-            error = self.headers_too_large("the request header is still incomplete")
+            self.refuse_now(refusals.headers_too_large(self.settings, "the request header is still incomplete"))
         else:
-            accepted = "HTTP/1.1: a request line, header lines, then an empty line"
-            error = ApiError(Problems.MALFORMED_REQUEST, "the request is not valid HTTP/1.1", accepted=accepted)
-        self.refuse_now(error)
+            self.refuse_now(refusals.not_http())
 
     def refuse_now(self, error: ApiError) -> None:
         """Answer outside any request cycle (the header never completed, or the body stalled), then close."""
@@ -234,7 +229,7 @@ class GuardedH11Protocol(H11Protocol):
         if answering:  # too late for another answer
             self.transport.close()
             return
-        self.transport.write(refusal_bytes(error, self.server_state.default_headers))
+        self.transport.write(refusals.refusal_bytes(error, self.server_state.default_headers))
         self.transport.close()
 
     def end_cycle(self) -> None:

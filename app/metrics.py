@@ -91,6 +91,15 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.connections_paused = Gauge(
+            "visionserve_connections_paused",
+            "Keep-alive connections left unread for now after a 503 queue_full (retry pacing, retry_pause_max_s).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.retry_pauses = Counter(
+            "visionserve_retry_pauses", "Times a connection was left unread after a 503 queue_full.", registry=r
+        )
         self.images = Counter("visionserve_images", "Images classified (response cache hits included).", registry=r)
         self.predictions = Counter("visionserve_predictions", "Predictions answered, by head.", ["head"], registry=r)
         self.rejections = Counter("visionserve_rejections", "Requests refused, by reason.", ["reason"], registry=r)

@@ -13,8 +13,9 @@ from typing import Any
 from msgspec import UNSET
 
 from app.answers import ErrorAnswer, ErrorDetail, PlainErrorAnswer, encode
-from app.errors import ApiError
+from app.errors import ApiError, Problems
 from app.frontends.errors import speaks_plain_errors
+from app.settings import Settings
 
 HTTP_VERSION_LINE = len(b" HTTP/1.1\r\n")
 Headers = list[tuple[bytes, bytes]]
@@ -53,3 +54,28 @@ def refusal_bytes(error: ApiError, default_headers: Headers) -> bytes:
     status = f"HTTP/1.1 {error.status} {http.HTTPStatus(error.status).phrase}\r\n".encode()
     headers = default_headers + refusal_headers(error, body)
     return status + b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n" + body
+
+
+def too_many_connections(settings: Settings) -> ApiError:
+    limit = settings.max_connections
+    return ApiError(
+        Problems.TOO_MANY_CONNECTIONS,
+        f"this worker holds max_connections={limit} connections; retry after Retry-After",
+        accepted={"max_connections": limit},
+        headers={"Retry-After": str(settings.retry_after_s)},
+    )
+
+
+def headers_too_large(settings: Settings, what: str) -> ApiError:
+    limit = settings.max_header_bytes
+    return ApiError(Problems.HEADERS_TOO_LARGE, f"{what}, over max_header_bytes={limit}", {"max_header_bytes": limit})
+
+
+def timed_out(settings: Settings, what: str, setting: str) -> ApiError:
+    limit = getattr(settings, setting)
+    return ApiError(Problems.REQUEST_TIMEOUT, f"{what} {setting}={limit:g} s", accepted={setting: limit})
+
+
+def not_http() -> ApiError:
+    accepted = "HTTP/1.1: a request line, header lines, then an empty line"
+    return ApiError(Problems.MALFORMED_REQUEST, "the request is not valid HTTP/1.1", accepted=accepted)

@@ -137,8 +137,10 @@ def test_a_client_that_retries_at_once_is_not_read_until_room_is_likely(
     answer, other = _raw_exchange(slow_server.port, request)
     assert answer.startswith(b"HTTP/1.1 503")
     other.close()
-    # The retry waits unread in its socket: not answered, not even counted.
+    # The retry waits unread in its socket: not answered, not even counted; the pause itself is counted.
     assert _queue_full_refusals(slow_server.url) == before + 2
+    assert total(slow_server.url, "visionserve_connections_paused") >= 1
+    assert total(slow_server.url, "visionserve_retry_pauses_total") >= 1
     impatient.setblocking(False)
     with pytest.raises(BlockingIOError):
         impatient.recv(1024)
@@ -147,6 +149,7 @@ def test_a_client_that_retries_at_once_is_not_read_until_room_is_likely(
     impatient.settimeout(30)
     assert impatient.recv(65536).split(b" ")[1] in (b"503", b"415")
     impatient.close()
+    _wait_for(lambda: total(slow_server.url, "visionserve_connections_paused") == 0)
     for thread in threads:
         thread.join(60)
 
