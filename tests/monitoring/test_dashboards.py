@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import requests
@@ -40,7 +41,9 @@ def test_datasource_is_a_variable_never_a_uid(path) -> None:
     board = dashboard(path)
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
-    assert {"namespace", "pod"} <= set(variables)
+    assert {"namespace", "job", "pod"} <= set(variables)
+    assert '{namespace=~"$namespace"}, job)' in variables["job"]["query"]["query"]  # jobs of the namespace
+    assert 'job=~"$job"' in variables["pod"]["query"]["query"]  # pods of the jobs picked
 
     def datasources(node: object) -> list[dict]:
         if isinstance(node, dict):
@@ -55,6 +58,8 @@ def test_datasource_is_a_variable_never_a_uid(path) -> None:
     for title, expr in panel_queries(path):
         if "visionserve_" in expr and "kube_" not in expr:
             assert "$namespace" in expr and "$pod" in expr, title
+        for selector in re.findall(r"visionserve_\w+\{[^}]*\}", expr):
+            assert 'job=~"$job"' in selector, (title, selector)  # two releases in a namespace stay apart
 
 
 def test_every_metric_in_rules_and_dashboards_is_exported(server: LocalServer, jpeg_bytes: bytes) -> None:

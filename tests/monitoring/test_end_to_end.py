@@ -167,7 +167,10 @@ def test_dashboards_show_data_shedding_alerts_and_down_alerts(stack: Stack) -> N
     queries = [
         (
             f"{path.name}: {title}",
-            expr.replace("$__rate_interval", "5m").replace("$namespace", ".*").replace("$pod", ".*"),
+            expr.replace("$__rate_interval", "5m")
+            .replace("$namespace", ".*")
+            .replace("$job", ".*")
+            .replace("$pod", ".*"),
         )
         for path in DASHBOARDS
         for title, expr in panel_queries(path)
