@@ -15,7 +15,8 @@ indexes, so a lock is per index, never mixed:
   the image). Local image builds use a mirror of PyPI on this machine (tests/container/image_check.py mounts it);
   the mirror serves PyPI's very files, and the hashes prove it at every build.
 - requirements/image-cpu.lock resolves torch and torchvision on https://download.pytorch.org/whl/cpu (the
-  `2.14.1+cpu` files, no CUDA libraries) and the rest on PyPI. That index cannot be reached from this project's
+  `2.14.1+cpu` files, no CUDA libraries; uv's `--torch-backend cpu`) and the rest on PyPI, starting from a copy of
+  image.lock so that every other pin stays the same. That index cannot be reached from this project's
   own machines, so this lock is written only where it can be (`make lock TORCH=cpu`, or by the release
   workflow when none is committed), then used with
   `--build-arg LOCK=requirements/image-cpu.lock --build-arg PIP_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -49,13 +50,11 @@ BUILD_IN = REQUIREMENTS / "build.in"
 PYPI = "https://pypi.org/simple"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 TARGET = ["--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"]
-# lock file -> the index options that resolve it (torch's own index first where it has one)
+# lock file -> the index options that resolve it. For the CPU lock, uv's --torch-backend cpu takes the PyTorch
+# packages alone from TORCH_CPU_INDEX and everything else from PyPI, so those pins can equal image.lock's.
 LOCKS = {
     "pypi": ("requirements/image.lock", ["--index-url", PYPI]),
-    "cpu": (
-        "requirements/image-cpu.lock",
-        ["--index-url", TORCH_CPU_INDEX, "--extra-index-url", PYPI, "--index-strategy", "unsafe-best-match"],
-    ),
+    "cpu": ("requirements/image-cpu.lock", ["--index-url", PYPI, "--torch-backend", "cpu"]),
 }
 DEPLOY_LOCK = ".github/deploy/requirements.lock"
 DEPLOY_GROUP = "pyproject.toml:deploy"
@@ -114,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     BUILD_IN.write_text(build_requirements())
     upgrade = ["--upgrade"] if args.upgrade else []
     commands = [compile_command(uv, torch) + upgrade for torch in args.torch or ["pypi"]]
+    if "cpu" in (args.torch or []):
+        seed_cpu_lock()
     if not args.image_only:
         commands += [tool_compile_command(uv, group) + upgrade for group in TOOL_LOCKS]
     for command in commands:
@@ -123,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         if done.returncode != 0:
             return done.returncode
     return 0
+
+
+def seed_cpu_lock() -> None:
+    """A first CPU lock starts as a copy of image.lock: uv keeps an output file's pins where it can, so every package
+    but the PyTorch ones keeps image.lock's version (and PyPI's hashes), as scripts/lock_agreement.py requires."""
+    cpu, default = ROOT / LOCKS["cpu"][0], ROOT / LOCKS["pypi"][0]
+    if not cpu.exists() and default.exists():
+        shutil.copyfile(default, cpu)
 
 
 def _uv_environment() -> dict[str, str]:

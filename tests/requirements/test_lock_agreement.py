@@ -63,3 +63,20 @@ def test_a_cpu_lock_without_torch_is_refused(tmp_path: Path, capsys: pytest.Capt
 def test_every_committed_cpu_lock_agrees() -> None:
     for lock in sorted((ROOT / "requirements").glob("image-*.lock")):
         assert agreement.main([str(lock), str(DEFAULT)]) == 0, lock
+
+
+def test_the_cpu_lock_takes_only_pytorch_from_its_index_starting_from_image_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator = load_script("lock_requirements")
+    command = generator.compile_command("uv", "cpu")
+    assert command[command.index("--torch-backend") + 1] == "cpu"  # torch, torchvision from PyTorch's CPU index
+    assert command[command.index("--index-url") + 1] == "https://pypi.org/simple"  # all else from PyPI
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "image.lock").write_text(DEFAULT.read_text())
+    monkeypatch.setattr(generator, "ROOT", tmp_path)
+    generator.seed_cpu_lock()  # a first CPU lock keeps image.lock's pins where uv can
+    assert (tmp_path / "requirements" / "image-cpu.lock").read_text() == DEFAULT.read_text()
+    (tmp_path / "requirements" / "image-cpu.lock").write_text("# reviewed\n")
+    generator.seed_cpu_lock()  # an existing one is never replaced
+    assert (tmp_path / "requirements" / "image-cpu.lock").read_text() == "# reviewed\n"

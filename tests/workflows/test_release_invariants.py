@@ -14,6 +14,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from tests.chart.rendering import render
 from tests.helpers import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -233,18 +234,33 @@ def test_the_diff_goes_to_the_job_summary_before_the_upgrade() -> None:
     "files", [["production-values.yaml"], ["production-values.yaml", "production-gpu-values.yaml"]]
 )
 def test_the_production_values_fit_the_chart_and_need_no_metrics_adapter(files: list[str]) -> None:
+    """As helm merges the files (deeply), the chart's HPA, if any, scales on CPU or memory alone: no metric that
+    needs Prometheus Adapter unless the deploy asks for one."""
     merged: dict[str, Any] = {}
     for name in files:
         values = yaml.safe_load((ROOT / ".github" / "deploy" / name).read_text())
-        assert values.get("autoscaling", {}).get("customMetric", {}).get("enabled") in (None, False), name
         assert "image" not in values, name  # the workflow passes the verified digest
-        merged = {**merged, **values}
+        merged = _deep_merge(merged, values)
     with helm.Chart.load(ROOT / "charts" / "visionserve") as chart:
         chart.validate_schema(merged)
+    hpas = [doc for doc in render(merged) if doc["kind"] == "HorizontalPodAutoscaler"]
+    assert all(metric["type"] == "Resource" for hpa in hpas for metric in hpa["spec"]["metrics"]), hpas
     values_step = steps(DEPLOY_JOB)[index(DEPLOY_JOB, "values.args")]["run"]
     for name in files:
         assert f".github/deploy/{name}" in values_step
-    assert '[[ "$CUSTOM_METRIC" != true ]] || values+=(--set autoscaling.customMetric.enabled=true)' in values_step
+    asked = "--set autoscaling.enabled=true --set autoscaling.customMetric.enabled=true"
+    assert f'[[ "$CUSTOM_METRIC" != true ]] || values+=({asked})' in values_step
+    custom = _deep_merge(merged, {"autoscaling": {"enabled": True, "customMetric": {"enabled": True}}})
+    (hpa,) = [doc for doc in render(custom) if doc["kind"] == "HorizontalPodAutoscaler"]
+    assert "Pods" in {metric["type"] for metric in hpa["spec"]["metrics"]}  # asked for: the in-flight metric
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        merged[key] = _deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
 
 
 def test_the_rollout_check_reads_the_bounds_from_the_release_values() -> None:
@@ -409,3 +425,20 @@ def test_the_verify_commands_name_this_repositorys_release_identity_and_image(do
     assert f"gh attestation verify oci://{image}@" in text and f"--repo {repository}" in text
     assert f"cosign verify {image}@" in text and "--certificate-oidc-issuer" in text
     assert "token.actions.githubusercontent.com" in text and "helm rollback visionserve" in text
+
+
+def test_every_step_can_do_what_it_is_asked_on_a_fresh_runner() -> None:
+    """What a first release on GitHub would trip over: pipes that hide a failure, a folder nobody made, a registry
+    push without Docker's credentials, code scanning without the run's details."""
+    for workflow_file in (RELEASE, DEPLOY):
+        assert workflow_file["defaults"]["run"]["shell"] == "bash"  # GitHub's bash: -eo pipefail
+    image = JOBS["image"]
+    sbom = index(image, "anchore/sbom-action")
+    assert index(image, "mkdir -p dist") < sbom  # the action writes its file but makes no folder
+    assert JOBS["image"]["permissions"]["actions"] == "read"  # upload-sarif, in private repositories
+    chart = JOBS["chart"]
+    pushed = [i for i, step in enumerate(steps(chart)) if step.get("with", {}).get("push-to-registry")]
+    assert pushed and index(chart, "docker/login-action") < min(pushed)
+    notes = steps(JOBS["publish"])[index(JOBS["publish"], "release notes")]["run"]
+    for digest in ("cpu.digest", "gpu.digest", "chart.digest"):
+        assert f"@$(cat dist/{digest})" in notes.split("Verify")[1], digest  # a verify line for each
