@@ -23,6 +23,8 @@ PRODUCTION = [
     [DEPLOY_VALUES / "production-values.yaml"],
     [DEPLOY_VALUES / "production-values.yaml", DEPLOY_VALUES / "production-gpu-values.yaml"],
 ]
+# what the deploy workflow's custom_metric input adds (for GPU values, whose HPA needs that metric)
+CUSTOM_METRIC = {"autoscaling": {"enabled": True, "customMetric": {"enabled": True}}}
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +66,10 @@ def _release_values_file(tmp_path: Path, user: dict[str, Any]) -> Path:
         {},
         {"autoscaling": {"minReplicas": 2, "maxReplicas": 6}},
         {"autoscaling": {"minReplicas": 5, "maxReplicas": 40}},
-        *(user_values(files) for files in PRODUCTION),
+        user_values(PRODUCTION[0]),
+        _merge(user_values(PRODUCTION[1]), CUSTOM_METRIC),
     ],
-    ids=["chart-defaults", "2-6", "5-40", "production", "production-gpu"],
+    ids=["chart-defaults", "2-6", "5-40", "production", "production-gpu-custom-metric"],
 )
 def test_the_rendered_hpa_is_what_the_release_values_expect(
     user: dict[str, Any], tmp_path: Path, api_client: ApiClient
@@ -91,8 +94,14 @@ def test_other_bounds_in_the_cluster_than_in_the_release_fail(
     assert "expected minReplicas=2 maxReplicas=6" in capsys.readouterr().err
 
 
-def test_autoscaling_off_in_the_release_checks_no_hpa(tmp_path: Path, api_client: ApiClient) -> None:
-    user = {"autoscaling": {"enabled": False}, "replicaCount": 3}
+@pytest.mark.parametrize(
+    "user",
+    [{"autoscaling": {"enabled": False}, "replicaCount": 3}, user_values(PRODUCTION[1])],
+    ids=["off", "production-gpu"],
+)
+def test_autoscaling_off_in_the_release_checks_no_hpa(
+    user: dict[str, Any], tmp_path: Path, api_client: ApiClient
+) -> None:
     assert not [doc for doc in render(user) if doc["kind"] == "HorizontalPodAutoscaler"]
     values_file = _release_values_file(tmp_path, user)
     code, cluster, _ = run_main(

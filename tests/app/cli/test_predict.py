@@ -131,14 +131,21 @@ def test_an_error_page_that_is_not_ours_is_shown_briefly(proxy: str) -> None:
 
 
 def test_ctrl_c_exits_130_quietly() -> None:
+    # Ctrl-C's default in the child, as a shell gives a foreground command: a handled signal is reset to its default
+    # in the child, an ignored one (a background job's SIGINT) would stay ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     with socket.create_server(("127.0.0.1", 0)) as listener:
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        command = [sys.executable, "-m", "app.cli", "predict", "--url", url, "--sample"]
-        child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        connection, _ = listener.accept()  # the command is waiting for its answer now
-        with connection:
-            child.send_signal(signal.SIGINT)
-            stdout, stderr = child.communicate(timeout=60)
+        command = [sys.executable, "-m", "app.cli", "predict", "--url", url, "--sample", "--timeout", "120"]
+        with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+            signal.signal(signal.SIGINT, previous)
+            connection, _ = listener.accept()  # the command is waiting for its answer now
+            with connection:
+                child.send_signal(signal.SIGINT)
+                try:
+                    stdout, stderr = child.communicate(timeout=60)
+                finally:
+                    child.kill()  # a no-op once it has exited
     assert child.returncode == 130 and stdout == b"" and stderr == b""
 
 
