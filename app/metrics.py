@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -36,6 +37,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        pod_total = functools.partial(Gauge, registry=r, multiprocess_mode="livesum")  # summed over live workers
         self.requests = Counter(
             "visionserve_requests",
             "HTTP requests answered, by route, method and status.",
@@ -49,9 +51,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.in_flight = Gauge(
-            "visionserve_requests_in_flight", "Requests being handled.", registry=r, multiprocess_mode="livesum"
-        )
+        self.in_flight = pod_total("visionserve_requests_in_flight", "Requests being handled.")
         self.preprocess_seconds = Histogram(
             "visionserve_preprocess_seconds",
             "Decode + resize + normalise, per image.",
@@ -70,32 +70,17 @@ class Metrics:
         self.batch_size = Histogram(
             "visionserve_batch_size", "Images per forward pass.", buckets=BATCH_BUCKETS, registry=r
         )
-        self.queue_depth = Gauge(
-            "visionserve_queue_depth", "Images waiting for a batch.", registry=r, multiprocess_mode="livesum"
+        self.queue_depth = pod_total("visionserve_queue_depth", "Images waiting for a batch.")
+        self.queue_capacity = pod_total("visionserve_queue_capacity", "Images the queue admits before 503 (max_queue).")
+        self.connections_open = pod_total(
+            "visionserve_connections_open", "Client connections open (idle keep-alive ones included)."
         )
-        self.queue_capacity = Gauge(
-            "visionserve_queue_capacity",
-            "Images the queue admits before 503 (max_queue).",
-            registry=r,
-            multiprocess_mode="livesum",
+        self.connections_capacity = pod_total(
+            "visionserve_connections_capacity", "Connections the workers hold before 503 (max_connections per worker)."
         )
-        self.connections_open = Gauge(
-            "visionserve_connections_open",
-            "Client connections open (idle keep-alive ones included).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.connections_capacity = Gauge(
-            "visionserve_connections_capacity",
-            "Connections the workers hold before 503 (max_connections per worker).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.connections_paused = Gauge(
+        self.connections_paused = pod_total(
             "visionserve_connections_paused",
             "Keep-alive connections left unread for now after a 503 queue_full (retry pacing, retry_pause_max_s).",
-            registry=r,
-            multiprocess_mode="livesum",
         )
         self.retry_pauses = Counter(
             "visionserve_retry_pauses", "Times a connection was left unread after a 503 queue_full.", registry=r
@@ -121,30 +106,14 @@ class Metrics:
             ["bound"],
             registry=r,
         )
-        self.cache_entries = Gauge(
-            "visionserve_cache_entries",
-            "Answers held in the response caches (each worker has its own).",
-            registry=r,
-            multiprocess_mode="livesum",
+        self.cache_entries = pod_total(
+            "visionserve_cache_entries", "Answers held in the response caches (each worker has its own)."
         )
-        self.cache_bytes = Gauge(
-            "visionserve_cache_bytes",
-            "Estimated bytes held by the response caches (each worker has its own).",
-            registry=r,
-            multiprocess_mode="livesum",
+        self.cache_bytes = pod_total(
+            "visionserve_cache_bytes", "Estimated bytes held by the response caches (each worker has its own)."
         )
-        self.ready = Gauge(
-            "visionserve_ready",
-            "Workers ready to serve (weights loaded, warm, not draining).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.workers = Gauge(
-            "visionserve_workers",
-            "Worker processes serving (compare with visionserve_ready).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
+        self.ready = pod_total("visionserve_ready", "Workers ready to serve (weights loaded, warm, not draining).")
+        self.workers = pod_total("visionserve_workers", "Worker processes serving (compare with visionserve_ready).")
         self.model_info = Gauge(
             "visionserve_model_info",
             "The model being served (value 1).",

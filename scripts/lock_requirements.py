@@ -48,10 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements"
 BUILD_IN = REQUIREMENTS / "build.in"
 PYPI = "https://pypi.org/simple"
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 TARGET = ["--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"]
 # lock file -> the index options that resolve it. For the CPU lock, uv's --torch-backend cpu takes the PyTorch
-# packages alone from TORCH_CPU_INDEX and everything else from PyPI, so those pins can equal image.lock's.
+# packages alone from https://download.pytorch.org/whl/cpu and the rest from PyPI, so those pins can equal image.lock's.
 LOCKS = {
     "pypi": ("requirements/image.lock", ["--index-url", PYPI]),
     "cpu": ("requirements/image-cpu.lock", ["--index-url", PYPI, "--torch-backend", "cpu"]),

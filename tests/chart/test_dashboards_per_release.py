@@ -55,9 +55,10 @@ def _queries(board: dict) -> list[str]:
 
 def _series_of(board: dict, metrics: set[str]) -> list[dict]:
     """The release's own series, one per metric its panels read (two for the cpu and memory resource series)."""
-    variables = {v["name"]: v["query"] for v in board["templating"]["list"] if v["type"] == "constant"}
-    namespace, job = variables["namespace"], variables["job"]
-    pod = variables["job"].split("/")[-1].removesuffix("-metrics") + "-7d9f8c6b5-x2x4z"
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    namespace, job = variables["namespace"]["query"], variables["job"]["query"]
+    pod = variables["pod"]["allValue"].replace("[a-z0-9]+-[a-z0-9]+", "7d9f8c6b5-x2x4z")  # one of the release's pods
+    assert re.fullmatch(variables["pod"]["allValue"], pod), pod
     series = []
     for metric in sorted(metrics):
         if metric.startswith("visionserve_"):

@@ -78,18 +78,7 @@ def test_a_cuda_server_names_its_gpu_and_answers_batches(weights_file: Path, jpe
 def test_two_workers_share_the_one_gpu_the_pod_lists(weights_file: Path, jpeg_bytes: bytes) -> None:
     settings = {"weights": str(weights_file), "cifar_head": "random", "device": "cuda", "workers": 2}
     with LocalServer(settings, extra_env={"CUDA_VISIBLE_DEVICES": "0"}) as server:
-
-        def one(_: int) -> int:
-            response = requests.post(
-                f"{server.url}/v1/predict?top_k=1",
-                data=jpeg_bytes,
-                headers={"Content-Type": "image/jpeg", "Connection": "close"},
-                timeout=60,
-            )
-            assert response.status_code == 200, response.text
-            return response.json()["predictions"][0]["heads"]["imagenet"][0]["index"]
-
         with ThreadPoolExecutor(8) as pool:
-            answers = set(pool.map(one, range(32)))
+            answers = set(pool.map(server.best_imagenet_class, [jpeg_bytes] * 32))
         assert len(answers) == 1
         assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200

@@ -85,6 +85,17 @@ class LocalServer:
             time.sleep(0.2)
         raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()[-4000:]}")
 
+    def best_imagenet_class(self, jpeg: bytes) -> int:
+        """POST one JPEG on a connection of its own (it may reach any worker); the top ImageNet class of a 200."""
+        response = requests.post(
+            f"{self.url}/v1/predict?top_k=1",
+            data=jpeg,
+            headers={"Content-Type": "image/jpeg", "Connection": "close"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["predictions"][0]["heads"]["imagenet"][0]["index"]
+
     def exit_code_and_log(self, timeout: float = 120.0) -> tuple[int, str]:
         """Start a server expected to refuse to start: its exit code and everything it wrote (log removed)."""
         self.start()

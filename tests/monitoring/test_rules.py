@@ -44,8 +44,12 @@ def test_promtool_unit_tests_pass() -> None:
         subprocess.Popen([require_tool("promtool"), "test", "rules", str(path)], stdout=subprocess.PIPE, text=True)
         for path in (ALERT_TESTS, SLO_ALERT_TESTS)
     ]
-    for run in runs:
-        output, _ = run.communicate(timeout=300)
+    try:
+        outputs = [run.communicate(timeout=300)[0] for run in runs]
+    finally:
+        for run in runs:
+            run.kill()  # a no-op once it has exited
+    for run, output in zip(runs, outputs, strict=True):
         assert run.returncode == 0, output
 
 

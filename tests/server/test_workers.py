@@ -11,16 +11,7 @@ pytestmark = pytest.mark.service
 
 
 def test_the_same_image_gets_the_same_answer_from_both_workers(server: LocalServer, jpeg_bytes: bytes) -> None:
-    answers = set()
-    for _ in range(6):  # new connections spread across the two workers
-        response = requests.post(
-            f"{server.url}/v1/predict?top_k=1",
-            data=jpeg_bytes,
-            headers={"Content-Type": "image/jpeg", "Connection": "close"},
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        answers.add(response.json()["predictions"][0]["heads"]["imagenet"][0]["index"])
+    answers = {server.best_imagenet_class(jpeg_bytes) for _ in range(6)}  # new connections: either worker may answer
     assert len(answers) == 1
 
 
